@@ -1,0 +1,355 @@
+//! The auth backend: providers, stores and settings, and the builder that assembles them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use stagepass_core::{
+    AuthResolverContext, Clock, EntityRef, Error, IssuedToken, ProxyAuthenticator,
+    SessionSecret, SignInResolver, Strategy, SystemClock, TokenIssuer, TokenParams,
+    UserDirectory, UserEntity, UserQuery, EmptyDirectory,
+};
+use stagepass_identity::UserInfoStore;
+use time::Duration;
+use url::Url;
+
+use crate::crypto::CookieCipher;
+use crate::metrics::AuthMetrics;
+use crate::origin::AllowedOrigins;
+
+/// How long refresh and granted-scope cookies live unless `sessionDuration` says otherwise.
+pub const DEFAULT_SESSION_DURATION: Duration = Duration::days(1000);
+
+/// One environment of an OAuth-style provider (`auth.providers.<id>.<env>`).
+pub struct OAuthEnvironment {
+    pub(crate) strategy: Arc<dyn Strategy>,
+    pub(crate) resolver: Option<Arc<dyn SignInResolver>>,
+    pub(crate) callback_url: Option<Url>,
+    pub(crate) session_duration: Duration,
+}
+
+impl std::fmt::Debug for OAuthEnvironment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthEnvironment")
+            .field("sign_in", &self.resolver.is_some())
+            .field("callback_url", &self.callback_url)
+            .field("session_duration", &self.session_duration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthEnvironment {
+    /// An environment served by `strategy`, for delegated access only (no sign-in) until a
+    /// resolver is set.
+    pub fn new(strategy: Arc<dyn Strategy>) -> Self {
+        Self {
+            strategy,
+            resolver: None,
+            callback_url: None,
+            session_duration: DEFAULT_SESSION_DURATION,
+        }
+    }
+
+    /// Signs users in with `resolver` (`signIn.resolvers`).
+    #[must_use]
+    pub fn sign_in(mut self, resolver: Arc<dyn SignInResolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// Overrides the callback URL (`callbackUrl`); the default is
+    /// `<auth base>/<provider>/handler/frame`.
+    #[must_use]
+    pub fn callback_url(mut self, url: Url) -> Self {
+        self.callback_url = Some(url);
+        self
+    }
+
+    /// Sets the lifetime of the refresh and granted-scope cookies (`sessionDuration`).
+    #[must_use]
+    pub fn session_duration(mut self, duration: Duration) -> Self {
+        self.session_duration = duration;
+        self
+    }
+}
+
+/// How a provider is served.
+pub(crate) enum Provider {
+    /// Start, callback, refresh, logout, per environment.
+    OAuth(HashMap<String, OAuthEnvironment>),
+    /// Refresh only, identifying the user from the request.
+    Proxy {
+        authenticator: Arc<dyn ProxyAuthenticator>,
+        resolver: Arc<dyn SignInResolver>,
+    },
+}
+
+pub(crate) struct Inner {
+    pub(crate) auth_base_url: String,
+    pub(crate) origins: AllowedOrigins,
+    pub(crate) app_base_url: Url,
+    pub(crate) issuer: Arc<dyn TokenIssuer>,
+    pub(crate) user_info: Arc<dyn UserInfoStore>,
+    pub(crate) directory: Arc<dyn UserDirectory>,
+    pub(crate) cipher: CookieCipher,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) providers: HashMap<String, Provider>,
+    pub(crate) installed: HashSet<String>,
+    pub(crate) metrics: Arc<AuthMetrics>,
+}
+
+/// The Backstage `/api/auth` protocol for a set of providers. Build it with
+/// [`AuthBackend::builder`], then serve [`AuthBackend::router`] under `/api/auth`.
+#[derive(Clone)]
+pub struct AuthBackend {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AuthBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<_> = self.inner.providers.keys().collect();
+        ids.sort();
+        f.debug_struct("AuthBackend")
+            .field("auth_base_url", &self.inner.auth_base_url)
+            .field("providers", &ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthBackend {
+    /// Starts a builder.
+    pub fn builder() -> AuthBackendBuilder {
+        AuthBackendBuilder::default()
+    }
+
+    /// The counters kept by the routes.
+    pub fn metrics(&self) -> &Arc<AuthMetrics> {
+        &self.inner.metrics
+    }
+
+    /// The ids of the configured providers, sorted.
+    pub fn provider_ids(&self) -> Vec<String> {
+        let mut ids: Vec<_> = self.inner.providers.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The auth base URL (`<backend.baseUrl>/api/auth`), also the tokens' issuer.
+    pub fn auth_base_url(&self) -> &str {
+        &self.inner.auth_base_url
+    }
+}
+
+/// Why an [`AuthBackend`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A required setting is missing.
+    #[error("missing setting: {0}")]
+    Missing(&'static str),
+    /// A provider id is not usable in a URL path or is taken twice.
+    #[error("invalid provider id {0:?}: {1}")]
+    InvalidProviderId(String, &'static str),
+    /// An OAuth provider was registered without environments.
+    #[error("provider {0:?} has no environments")]
+    NoEnvironments(String),
+}
+
+/// Builds an [`AuthBackend`].
+#[derive(Default)]
+pub struct AuthBackendBuilder {
+    app_base_url: Option<Url>,
+    backend_base_url: Option<Url>,
+    issuer: Option<Arc<dyn TokenIssuer>>,
+    user_info: Option<Arc<dyn UserInfoStore>>,
+    directory: Option<Arc<dyn UserDirectory>>,
+    session_secret: Option<SessionSecret>,
+    extra_origins: Vec<String>,
+    clock: Option<Arc<dyn Clock>>,
+    providers: Vec<(String, Provider)>,
+    installed: HashSet<String>,
+    metrics: Option<Arc<AuthMetrics>>,
+}
+
+impl AuthBackendBuilder {
+    /// The app's base URL (`app.baseUrl`): its origin is allowed and receives popup messages.
+    #[must_use]
+    pub fn app_base_url(mut self, url: Url) -> Self {
+        self.app_base_url = Some(url);
+        self
+    }
+
+    /// The backend's base URL (`backend.baseUrl`); the auth base is `<it>/api/auth`.
+    #[must_use]
+    pub fn backend_base_url(mut self, url: Url) -> Self {
+        self.backend_base_url = Some(url);
+        self
+    }
+
+    /// Signs Backstage tokens.
+    #[must_use]
+    pub fn token_issuer(mut self, issuer: Arc<dyn TokenIssuer>) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// Serves `/v1/userinfo`; the token issuer writes it.
+    #[must_use]
+    pub fn user_info_store(mut self, store: Arc<dyn UserInfoStore>) -> Self {
+        self.user_info = Some(store);
+        self
+    }
+
+    /// Looks users up for sign-in resolvers; without one, every lookup is not found.
+    #[must_use]
+    pub fn user_directory(mut self, directory: Arc<dyn UserDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// The secret cookie keys are derived from (`auth.session.secret`). Without one, a random
+    /// key is used and sessions end with the process.
+    #[must_use]
+    pub fn session_secret(mut self, secret: Option<SessionSecret>) -> Self {
+        self.session_secret = secret;
+        self
+    }
+
+    /// Extra allowed app origins, as glob patterns (`auth.experimentalExtraAllowedOrigins`).
+    #[must_use]
+    pub fn extra_allowed_origins(mut self, patterns: Vec<String>) -> Self {
+        self.extra_origins = patterns;
+        self
+    }
+
+    /// The clock; the system clock by default.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Shares counters with other parts of the application.
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<AuthMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Adds an OAuth-style provider with its environments.
+    #[must_use]
+    pub fn oauth_provider(
+        mut self,
+        id: impl Into<String>,
+        environments: impl IntoIterator<Item = (String, OAuthEnvironment)>,
+    ) -> Self {
+        self.providers.push((
+            id.into(),
+            Provider::OAuth(environments.into_iter().collect()),
+        ));
+        self
+    }
+
+    /// Adds a provider that identifies users from the request (guest, proxies).
+    #[must_use]
+    pub fn proxy_provider(
+        mut self,
+        id: impl Into<String>,
+        authenticator: Arc<dyn ProxyAuthenticator>,
+        resolver: Arc<dyn SignInResolver>,
+    ) -> Self {
+        self.providers.push((
+            id.into(),
+            Provider::Proxy {
+                authenticator,
+                resolver,
+            },
+        ));
+        self
+    }
+
+    /// Declares a provider that is available in this build but not configured: requests to
+    /// it answer `No auth provider registered for '<id>'` rather than `Unknown auth provider`.
+    #[must_use]
+    pub fn installed_provider(mut self, id: impl Into<String>) -> Self {
+        self.installed.insert(id.into());
+        self
+    }
+
+    /// Builds the backend.
+    pub fn build(self) -> Result<AuthBackend, BuildError> {
+        let app_base_url = self.app_base_url.ok_or(BuildError::Missing("app base URL"))?;
+        let backend = self
+            .backend_base_url
+            .ok_or(BuildError::Missing("backend base URL"))?;
+        let issuer = self.issuer.ok_or(BuildError::Missing("token issuer"))?;
+        let user_info = self.user_info.ok_or(BuildError::Missing("user info store"))?;
+        let mut providers = HashMap::new();
+        for (id, provider) in self.providers {
+            if id.is_empty()
+                || id.starts_with('.')
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(BuildError::InvalidProviderId(
+                    id,
+                    "use letters, digits, '-', '_' and '.'",
+                ));
+            }
+            if let Provider::OAuth(envs) = &provider
+                && envs.is_empty()
+            {
+                return Err(BuildError::NoEnvironments(id));
+            }
+            if providers.insert(id.clone(), provider).is_some() {
+                return Err(BuildError::InvalidProviderId(id, "registered twice"));
+            }
+        }
+        let cipher = match &self.session_secret {
+            Some(secret) => CookieCipher::from_secret(secret),
+            None => CookieCipher::random(),
+        };
+        let auth_base_url = format!("{}/api/auth", backend.as_str().trim_end_matches('/'));
+        Ok(AuthBackend {
+            inner: Arc::new(Inner {
+                auth_base_url,
+                origins: AllowedOrigins::new(&app_base_url, self.extra_origins),
+                app_base_url,
+                issuer,
+                user_info,
+                directory: self.directory.unwrap_or_else(|| Arc::new(EmptyDirectory)),
+                cipher,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                providers,
+                installed: self.installed,
+                metrics: self.metrics.unwrap_or_default(),
+            }),
+        })
+    }
+}
+
+/// The [`AuthResolverContext`] handed to sign-in resolvers.
+pub(crate) struct ResolverContext<'a> {
+    pub(crate) inner: &'a Inner,
+}
+
+#[async_trait]
+impl AuthResolverContext for ResolverContext<'_> {
+    async fn issue_token(&self, params: TokenParams) -> Result<IssuedToken, Error> {
+        let token = self.inner.issuer.issue_token(params).await?;
+        self.inner.metrics.token_issued();
+        Ok(token)
+    }
+
+    async fn find_catalog_user(&self, query: &UserQuery) -> Result<UserEntity, Error> {
+        self.inner.directory.find_user(query).await
+    }
+
+    async fn resolve_ownership_entity_refs(
+        &self,
+        user: &UserEntity,
+    ) -> Result<Vec<EntityRef>, Error> {
+        self.inner.directory.ownership_entity_refs(user).await
+    }
+}

@@ -1,0 +1,59 @@
+//! The Backstage `/api/auth` wire protocol on [axum], for any [`stagepass_core::Strategy`].
+//!
+//! [`AuthBackend`] serves, per provider, `/start`, `/handler/frame`, `/refresh` and `/logout`
+//! exactly as Backstage's auth backend does (environment dispatch, the hex state, the nonce
+//! cookie, the origin allow-list, the popup page and its CSP hash, the redirect flow, JSON
+//! error bodies), and globally the JWKS, the OpenID configuration and `/v1/userinfo`. It is
+//! stricter than Backstage where that cannot break a client: refresh tokens are kept in
+//! AES-GCM encrypted cookies, `redirectUrl` is checked against the allowed origins at start
+//! and again at the callback, and a strategy's flow data (PKCE verifier, OpenID nonce) is kept
+//! encrypted and bound to the login's nonce.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use stagepass_axum::AuthBackend;
+//! use stagepass_identity::{MemoryKeyStore, MemoryUserInfoStore, TokenFactory};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let user_info = Arc::new(MemoryUserInfoStore::default());
+//! let issuer = TokenFactory::builder()
+//!     .issuer("http://localhost:7007/api/auth")
+//!     .key_store(Arc::new(MemoryKeyStore::default()))
+//!     .user_info_store(user_info.clone())
+//!     .build()?;
+//! let backend = AuthBackend::builder()
+//!     .app_base_url("http://localhost:3000".parse()?)
+//!     .backend_base_url("http://localhost:7007".parse()?)
+//!     .token_issuer(Arc::new(issuer))
+//!     .user_info_store(user_info)
+//!     .build()?;
+//! let app: axum::Router = axum::Router::new().nest("/api/auth", backend.router());
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod backend;
+pub mod cookies;
+pub mod crypto;
+mod error;
+mod glob;
+pub mod metrics;
+mod origin;
+pub mod popup;
+mod routes;
+pub mod state;
+mod verify;
+
+pub use backend::{
+    AuthBackend, AuthBackendBuilder, BuildError, DEFAULT_SESSION_DURATION, OAuthEnvironment,
+};
+pub use error::ErrorResponse;
+pub use glob::glob_match;
+pub use origin::AllowedOrigins;
+pub use verify::{VerifiedClaims, verify_user_token};
