@@ -1,0 +1,259 @@
+//! Building the server from its configuration: stores, the token issuer, providers, routes.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use http::{HeaderName, HeaderValue, Method};
+use stagepass::guest::GuestProvider;
+use stagepass::http::{AuthBackend, glob_match};
+use stagepass::identity::{
+    Algorithm, MemoryKeyStore, SqliteDatabase, StaticKey, StaticKeyStore, TokenFactory,
+    UserInfoStore,
+};
+use stagepass::{EntityRef, KeyStore, SessionSecret};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::{
+    ConfigError, DatabaseConfig, KeyStoreConfig, ProviderSection, ServerConfig, SqliteLocation,
+};
+use crate::web::{self, PageConfig, PageProvider};
+
+/// The ids of the providers this build can serve, for `No auth provider registered` answers.
+const AVAILABLE_PROVIDERS: &[&str] = &["guest"];
+
+/// The assembled server.
+pub(crate) struct App {
+    pub(crate) router: Router,
+    pub(crate) backend: AuthBackend,
+}
+
+/// Builds the server. Every configuration problem is reported with its file and key.
+pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
+    let (key_store, user_info): (Option<Arc<dyn KeyStore>>, Arc<dyn UserInfoStore>) =
+        match &config.backend.database {
+            DatabaseConfig::Sqlite(location) => {
+                let path = match location {
+                    SqliteLocation::Memory => std::path::PathBuf::from(":memory:"),
+                    SqliteLocation::File(path) => path.clone(),
+                };
+                let db = SqliteDatabase::connect(&path)
+                    .await
+                    .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+                let key_store: Option<Arc<dyn KeyStore>> = match config.auth.key_store {
+                    KeyStoreConfig::Database => Some(Arc::new(db.key_store())),
+                    _ => None,
+                };
+                (key_store, Arc::new(db.user_info_store()))
+            }
+        };
+    let algorithm: Algorithm =
+        config
+            .auth
+            .identity_token_algorithm
+            .parse()
+            .map_err(|e: stagepass::Error| {
+                anyhow::anyhow!("auth.identityTokenAlgorithm: {}", e.message())
+            })?;
+    let lifetime = time::Duration::try_from(config.auth.backstage_token_expiration)
+        .context("auth.backstageTokenExpiration is out of range")?;
+    let mut issuer = TokenFactory::builder(config.backend.auth_base_url.as_str())
+        .lifetime(lifetime)
+        .algorithm(algorithm)
+        .omit_ownership_claim(config.auth.omit_identity_token_ownership_claim)
+        .user_info_store(user_info.clone());
+    issuer = match &config.auth.key_store {
+        KeyStoreConfig::Database => match key_store {
+            Some(store) => issuer.key_store(store),
+            None => bail!("auth.keyStore.provider: database needs backend.database"),
+        },
+        KeyStoreConfig::Memory => issuer.key_store(Arc::new(MemoryKeyStore::new())),
+        KeyStoreConfig::Static(keys) => {
+            let mut loaded = Vec::new();
+            for key in keys {
+                let algorithm: Algorithm =
+                    key.algorithm.parse().map_err(|e: stagepass::Error| {
+                        anyhow::anyhow!("auth.keyStore.static.keys: {}", e.message())
+                    })?;
+                loaded.push(
+                    StaticKey::from_files(
+                        key.key_id.clone(),
+                        algorithm,
+                        &key.public_key_file,
+                        &key.private_key_file,
+                    )
+                    .map_err(|e| anyhow::anyhow!("auth.keyStore.static.keys: {e}"))?,
+                );
+            }
+            issuer.static_keys(
+                StaticKeyStore::new(loaded)
+                    .map_err(|e| anyhow::anyhow!("auth.keyStore.static.keys: {e}"))?,
+            )
+        }
+    };
+    let issuer = Arc::new(issuer.build().map_err(|e| anyhow::anyhow!("{e}"))?);
+
+    let session_secret = config
+        .auth
+        .session_secret
+        .as_ref()
+        .map(|s| SessionSecret::new(s.expose()));
+    if session_secret.is_none() {
+        if config.auth.environment == "development" {
+            tracing::warn!(
+                "auth.session.secret is not set: using a random cookie key, so sessions end \
+                 when the server restarts"
+            );
+        } else {
+            bail!(
+                "auth.session.secret: required outside development (auth.environment is {:?}): \
+                 it encrypts the session cookies",
+                config.auth.environment
+            );
+        }
+    }
+
+    // The sign-in page is served by this server, so its own origin may start logins too.
+    let mut extra_origins = config.auth.extra_allowed_origins.clone();
+    extra_origins.push(config.backend.base_url.origin().ascii_serialization());
+
+    let mut builder = AuthBackend::builder()
+        .app_base_url(config.app.base_url.clone())
+        .backend_base_url(config.backend.base_url.clone())
+        .token_issuer(issuer)
+        .user_info_store(user_info)
+        .session_secret(session_secret)
+        .extra_allowed_origins(extra_origins);
+    for id in AVAILABLE_PROVIDERS {
+        builder = builder.installed_provider(*id);
+    }
+    let mut page_providers = Vec::new();
+    for section in &config.auth.providers {
+        match section.id.as_str() {
+            "guest" => {
+                let guest = Arc::new(guest_provider(section, &config.auth.environment)?);
+                builder = builder.proxy_provider("guest", guest.clone(), guest);
+                page_providers.push(PageProvider {
+                    id: "guest".into(),
+                    title: "Guest".into(),
+                    kind: "proxy",
+                });
+            }
+            other => {
+                tracing::warn!(
+                    provider = other,
+                    "auth.providers.{other}: this build has no provider named {other:?} \
+                     (available: {}); requests to it answer 404",
+                    AVAILABLE_PROVIDERS.join(", ")
+                );
+            }
+        }
+    }
+    let backend = builder.build().context("building the auth backend")?;
+    let page = PageConfig {
+        auth_base_url: config.backend.auth_base_url.as_str().to_owned(),
+        environment: config.auth.environment.clone(),
+        providers: page_providers,
+    };
+    let mut router = web::router(&backend, &page);
+    if let Some(cors) = &config.backend.cors {
+        router = router.layer(cors_layer(cors)?);
+    }
+    Ok(App { router, backend })
+}
+
+fn guest_provider(
+    section: &ProviderSection,
+    environment: &str,
+) -> Result<GuestProvider, ConfigError> {
+    let reader = section.reader();
+    reader.check_keys(&[
+        "userEntityRef",
+        "ownershipEntityRefs",
+        "dangerouslyAllowOutsideDevelopment",
+    ])?;
+    let parse_ref = |key: &str, value: &str| {
+        EntityRef::parse_with_defaults(value, Some("user"), None)
+            .map_err(|e| reader.error(key, e.to_string()))
+    };
+    let mut builder = GuestProvider::builder()
+        .environment(environment)
+        .dangerously_allow_outside_development(
+            reader
+                .optional_bool("dangerouslyAllowOutsideDevelopment")?
+                .unwrap_or(false),
+        );
+    if let Some(user) = reader.optional_string("userEntityRef")? {
+        builder = builder.user_entity_ref(parse_ref("userEntityRef", &user)?);
+    }
+    if let Some(refs) = reader.optional_string_list("ownershipEntityRefs")? {
+        let refs = refs
+            .iter()
+            .map(|r| parse_ref("ownershipEntityRefs", r))
+            .collect::<Result<Vec<_>, _>>()?;
+        builder = builder.ownership_entity_refs(refs);
+    }
+    builder.build().map_err(|e| reader.error("", e.to_string()))
+}
+
+fn cors_layer(cors: &crate::config::CorsConfig) -> anyhow::Result<CorsLayer> {
+    let mut layer = CorsLayer::new();
+    layer = match &cors.origins {
+        Some(origins) => {
+            let origins = origins.clone();
+            layer.allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+                origin
+                    .to_str()
+                    .is_ok_and(|o| origins.iter().any(|p| p == o || glob_match(p, o)))
+            }))
+        }
+        None if cors.credentials => layer.allow_origin(AllowOrigin::mirror_request()),
+        None => layer.allow_origin(tower_http::cors::Any),
+    };
+    let methods = if cors.methods.is_empty() {
+        vec![
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::PATCH,
+            Method::POST,
+            Method::DELETE,
+        ]
+    } else {
+        cors.methods
+            .iter()
+            .map(|m| m.parse::<Method>())
+            .collect::<Result<Vec<_>, _>>()
+            .context("backend.cors.methods: not an HTTP method")?
+    };
+    layer = layer.allow_methods(methods);
+    let headers = match &cors.allowed_headers {
+        Some(headers) => headers
+            .iter()
+            .map(|h| h.parse::<HeaderName>())
+            .collect::<Result<Vec<_>, _>>()
+            .context("backend.cors.allowedHeaders: not a header name")?,
+        None => vec![
+            HeaderName::from_static("x-requested-with"),
+            http::header::CONTENT_TYPE,
+            http::header::AUTHORIZATION,
+        ],
+    };
+    layer = layer.allow_headers(headers);
+    if !cors.exposed_headers.is_empty() {
+        layer = layer.expose_headers(
+            cors.exposed_headers
+                .iter()
+                .map(|h| h.parse::<HeaderName>())
+                .collect::<Result<Vec<_>, _>>()
+                .context("backend.cors.exposedHeaders: not a header name")?,
+        );
+    }
+    if cors.credentials {
+        layer = layer.allow_credentials(true);
+    }
+    if let Some(max_age) = cors.max_age {
+        layer = layer.max_age(std::time::Duration::from_secs(max_age));
+    }
+    Ok(layer)
+}

@@ -1,0 +1,102 @@
+//! Errors and warnings that point at a place in the configuration: the file, the dotted key and
+//! what is wrong there.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A configuration problem that stops the server from starting.
+///
+/// `Display` prints `<file>: <key>: <message>` (or `<file>: <message>` for problems with a file
+/// as a whole), so an operator can go straight to the offending line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ConfigError {
+    /// The file the offending value came from, as it was named on the command line (or
+    /// `<built-in>`). When several files contributed to a map, their names joined by `, `.
+    pub(crate) file: Arc<str>,
+    /// The dotted key of the offending value, e.g. `auth.backstageTokenExpiration` or
+    /// `auth.keyStore.static.keys[0].keyId`; empty for problems with a file as a whole.
+    pub(crate) key: String,
+    /// What is wrong, in lowercase without a trailing period.
+    pub(crate) message: String,
+}
+
+impl ConfigError {
+    /// A new error about `key` in `file`.
+    pub(crate) fn new(
+        file: impl Into<Arc<str>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_located(f, &self.file, &self.key, &self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Something the configuration loader accepted but the operator should know about: a value
+/// that was clamped, a `${VAR}` whose variable is not set. Log these once logging is set up
+/// (see `ServerConfig::log_warnings`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ConfigWarning {
+    /// The file the value came from.
+    pub(crate) file: Arc<str>,
+    /// The dotted key of the value.
+    pub(crate) key: String,
+    /// What happened, in lowercase without a trailing period.
+    pub(crate) message: String,
+}
+
+impl ConfigWarning {
+    /// A new warning about `key` in `file`.
+    pub(crate) fn new(
+        file: impl Into<Arc<str>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_located(f, &self.file, &self.key, &self.message)
+    }
+}
+
+fn write_located(f: &mut fmt::Formatter<'_>, file: &str, key: &str, message: &str) -> fmt::Result {
+    if key.is_empty() {
+        write!(f, "{file}: {message}")
+    } else {
+        write!(f, "{file}: {key}: {message}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_file_key_and_problem() {
+        let err = ConfigError::new("app-config.yaml", "auth.environment", "expected a string");
+        assert_eq!(
+            err.to_string(),
+            "app-config.yaml: auth.environment: expected a string"
+        );
+        let err = ConfigError::new("app-config.yaml", "", "invalid YAML");
+        assert_eq!(err.to_string(), "app-config.yaml: invalid YAML");
+    }
+}

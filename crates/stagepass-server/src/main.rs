@@ -1,0 +1,145 @@
+//! `stagepass-server`: a Backstage-compatible auth backend, configured with Backstage-style
+//! `app-config.yaml` files.
+//!
+//! ```text
+//! stagepass-server [--config FILE]...
+//! ```
+//!
+//! Without `--config`, a built-in development configuration is used: the guest provider, an
+//! SQLite file `stagepass.sqlite` in the working directory, listening on 127.0.0.1:7007.
+
+mod app;
+mod config;
+mod telemetry;
+mod web;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+const USAGE: &str = "\
+stagepass-server: a Backstage-compatible auth backend
+
+Usage: stagepass-server [--config FILE]...
+
+Options:
+  -c, --config FILE   read Backstage-style configuration from FILE; give it several times to
+                      layer files (later files override earlier ones). Without it, a built-in
+                      development configuration is used (guest sign-in, ./stagepass.sqlite,
+                      http://127.0.0.1:7007).
+  -h, --help          print this help
+  -V, --version       print the version
+
+Environment:
+  LOG_LEVEL           log level (error, warn, info, debug, trace); RUST_LOG takes a full filter
+  LOG_FORMAT          json or human (default)
+";
+
+enum Command {
+    Run(Vec<PathBuf>),
+    Help,
+    Version,
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Command, String> {
+    let mut configs = Vec::new();
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "-c" | "--config" => match args.next() {
+                Some(path) => configs.push(PathBuf::from(path)),
+                None => return Err(format!("{arg} needs a file name")),
+            },
+            other => match other.strip_prefix("--config=") {
+                Some(path) => configs.push(PathBuf::from(path)),
+                None => return Err(format!("unknown argument {other:?}")),
+            },
+        }
+    }
+    Ok(Command::Run(configs))
+}
+
+#[allow(clippy::print_stdout)] // --help and --version answer on standard output
+fn main() -> ExitCode {
+    let configs = match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Run(configs)) => configs,
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("stagepass-server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(configs)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(configs: Vec<PathBuf>) -> anyhow::Result<()> {
+    let config = config::load(&configs, &config::ProcessEnv)?;
+    config.log_warnings();
+    let app = app::build(&config).await?;
+    let address = config.backend.listen.address();
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("backend.listen: cannot listen on {address}"))?;
+    tracing::info!(
+        address = %listener.local_addr().map_or(address.clone(), |a| a.to_string()),
+        providers = ?app.backend.provider_ids(),
+        "stagepass-server listening"
+    );
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,170 @@
+//! The server's own routes: the sign-in page, health checks and metrics.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+use stagepass::http::AuthBackend;
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const STYLE_CSS: &str = include_str!("../assets/style.css");
+
+/// What the sign-in page needs to know.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PageConfig {
+    pub(crate) auth_base_url: String,
+    pub(crate) environment: String,
+    pub(crate) providers: Vec<PageProvider>,
+}
+
+/// A provider as the sign-in page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PageProvider {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    /// `oauth` (popup sign-in) or `proxy` (sign-in through refresh).
+    pub(crate) kind: &'static str,
+}
+
+/// Requests served, by matched route and status.
+#[derive(Debug, Default)]
+pub(crate) struct RequestMetrics {
+    counts: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+#[derive(Clone)]
+struct WebState {
+    page: Arc<str>,
+    backend: AuthBackend,
+    requests: Arc<RequestMetrics>,
+}
+
+/// The routes of the page, health and metrics, plus the auth backend under `/api/auth`, with
+/// request counting around all of it.
+pub(crate) fn router(backend: &AuthBackend, page: &PageConfig) -> Router {
+    let requests = Arc::new(RequestMetrics::default());
+    let state = WebState {
+        page: serde_json::to_string(page).unwrap_or_default().into(),
+        backend: backend.clone(),
+        requests: requests.clone(),
+    };
+    Router::new()
+        .route("/", get(index))
+        .route("/static/app.js", get(app_js))
+        .route("/static/style.css", get(style_css))
+        .route("/.stagepass/config.json", get(page_config))
+        .route("/.backstage/health/v1/readiness", get(health))
+        .route("/.backstage/health/v1/liveness", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+        .nest("/api/auth", backend.router())
+        .layer(axum::middleware::from_fn_with_state(
+            requests,
+            count_requests,
+        ))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn style_css() -> Response {
+    asset("text/css; charset=utf-8", STYLE_CSS)
+}
+
+async fn page_config(State(state): State<WebState>) -> Response {
+    let mut response = state.page.to_string().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+async fn health() -> Response {
+    let mut response = r#"{"status":"ok"}"#.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+async fn metrics(State(state): State<WebState>) -> Response {
+    let mut out = String::new();
+    out.push_str(
+        "# HELP stagepass_http_requests_total HTTP requests by route and status.\n\
+         # TYPE stagepass_http_requests_total counter\n",
+    );
+    {
+        let counts = state
+            .requests
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((route, status), count) in counts.iter() {
+            out.push_str(&format!(
+                "stagepass_http_requests_total{{route=\"{}\",status=\"{status}\"}} {count}\n",
+                stagepass::http::metrics::escape_label(route)
+            ));
+        }
+    }
+    state.backend.metrics().render(&mut out);
+    let mut response = (StatusCode::OK, out).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// Counts each request under its route pattern (never the raw path, which would let clients
+/// create unbounded label values).
+async fn count_requests(
+    State(requests): State<Arc<RequestMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let mut counts = requests
+        .counts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *counts.entry((route, status)).or_insert(0) += 1;
+    response
+}

@@ -1,0 +1,64 @@
+//! stagepass: Passport-style sign-in for Rust, and a wire-compatible replacement for the
+//! Backstage auth backend.
+//!
+//! This umbrella crate re-exports the contracts of [`stagepass_core`] at its root, the
+//! Backstage protocol layer as [`http`], identity tokens as [`identity`], and each provider
+//! behind its own cargo feature, so an application compiles only the providers it uses.
+//!
+//! | feature | what it adds | default |
+//! |---|---|---|
+//! | `guest` | [`guest`]: the development guest provider | yes |
+//! | `sqlite` | SQLite key and user-info stores in [`identity`] | yes |
+//! | `full` | every provider that builds with the Rust toolchain alone | no |
+//!
+//! Enabling a feature adds a module; it never changes the behaviour of another.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use stagepass::guest::GuestProvider;
+//! use stagepass::http::AuthBackend;
+//! use stagepass::identity::{MemoryKeyStore, MemoryUserInfoStore, TokenFactory};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let user_info = Arc::new(MemoryUserInfoStore::new());
+//! let issuer = TokenFactory::builder("http://localhost:7007/api/auth")
+//!     .key_store(Arc::new(MemoryKeyStore::new()))
+//!     .user_info_store(user_info.clone())
+//!     .build()?;
+//! let guest = Arc::new(GuestProvider::builder().build()?);
+//! let backend = AuthBackend::builder()
+//!     .app_base_url("http://localhost:3000".parse()?)
+//!     .backend_base_url("http://localhost:7007".parse()?)
+//!     .token_issuer(Arc::new(issuer))
+//!     .user_info_store(user_info)
+//!     .proxy_provider("guest", guest.clone(), guest)
+//!     .build()?;
+//! let app = axum::Router::new().nest("/api/auth", backend.router());
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use stagepass_core::*;
+
+/// The Backstage `/api/auth` protocol on axum.
+pub mod http {
+    pub use stagepass_axum::*;
+}
+
+/// Backstage identity tokens, key stores and user info.
+pub mod identity {
+    pub use stagepass_identity::*;
+}
+
+/// The development guest provider.
+#[cfg(feature = "guest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "guest")))]
+pub mod guest {
+    pub use stagepass_guest::*;
+}
