@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use stagepass_core::{
-    AuthResolverContext, Clock, EntityRef, Error, IssuedToken, ProxyAuthenticator,
-    SessionSecret, SignInResolver, Strategy, SystemClock, TokenIssuer, TokenParams,
-    UserDirectory, UserEntity, UserQuery, EmptyDirectory,
+    AuthResolverContext, Clock, EmptyDirectory, EntityRef, Error, IssuedToken, ProxyAuthenticator,
+    SessionSecret, SignInResolver, Strategy, SystemClock, TokenIssuer, TokenParams, UserDirectory,
+    UserEntity, UserQuery,
 };
 use stagepass_identity::UserInfoStore;
 use time::Duration;
@@ -278,12 +278,16 @@ impl AuthBackendBuilder {
 
     /// Builds the backend.
     pub fn build(self) -> Result<AuthBackend, BuildError> {
-        let app_base_url = self.app_base_url.ok_or(BuildError::Missing("app base URL"))?;
+        let app_base_url = self
+            .app_base_url
+            .ok_or(BuildError::Missing("app base URL"))?;
         let backend = self
             .backend_base_url
             .ok_or(BuildError::Missing("backend base URL"))?;
         let issuer = self.issuer.ok_or(BuildError::Missing("token issuer"))?;
-        let user_info = self.user_info.ok_or(BuildError::Missing("user info store"))?;
+        let user_info = self
+            .user_info
+            .ok_or(BuildError::Missing("user info store"))?;
         let mut providers = HashMap::new();
         for (id, provider) in self.providers {
             if id.is_empty()

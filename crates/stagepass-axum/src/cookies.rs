@@ -221,7 +221,13 @@ impl CookieWriter {
     }
 
     /// Removes a cookie (an expired copy on the host and on the legacy domain).
-    pub fn remove(&mut self, attrs: &CookieAttributes, path: &str, name: &str, now: OffsetDateTime) {
+    pub fn remove(
+        &mut self,
+        attrs: &CookieAttributes,
+        path: &str,
+        name: &str,
+        now: OffsetDateTime,
+    ) {
         self.clear_legacy(attrs, name);
         self.push(attrs, None, path, name, "", Duration::ZERO, now);
     }
@@ -359,8 +365,19 @@ mod tests {
         );
         let mut w = CookieWriter::new();
         let now = OffsetDateTime::from_unix_timestamp(0).unwrap();
-        w.set(&attrs, &attrs.handler_path(), "oidc-nonce", "a+b/c=", Duration::minutes(10), now);
-        let v: Vec<_> = w.values().iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        w.set(
+            &attrs,
+            &attrs.handler_path(),
+            "oidc-nonce",
+            "a+b/c=",
+            Duration::minutes(10),
+            now,
+        );
+        let v: Vec<_> = w
+            .values()
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
         assert_eq!(
             v[0],
             "oidc-nonce=; Max-Age=0; Domain=localhost; Path=/api/auth/oidc; \
@@ -383,7 +400,14 @@ mod tests {
         let long = "x".repeat(9000);
         let mut w = CookieWriter::new();
         let now = OffsetDateTime::now_utc();
-        w.set_chunked(&attrs, &RequestCookies::default(), "p-refresh-token", &long, Duration::days(1), now);
+        w.set_chunked(
+            &attrs,
+            &RequestCookies::default(),
+            "p-refresh-token",
+            &long,
+            Duration::days(1),
+            now,
+        );
         let mut jar = Vec::new();
         for v in w.values() {
             let s = v.to_str().unwrap();
@@ -394,19 +418,31 @@ mod tests {
         }
         assert_eq!(jar.len(), 3);
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_str(&jar.join("; ")).unwrap());
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&jar.join("; ")).unwrap(),
+        );
         let cookies = RequestCookies::from_headers(&headers);
         assert_eq!(cookies.get_chunked("p-refresh-token").unwrap(), long);
 
         // a short value clears the chunks
         let mut w = CookieWriter::new();
-        w.set_chunked(&attrs, &cookies, "p-refresh-token", "short", Duration::days(1), now);
+        w.set_chunked(
+            &attrs,
+            &cookies,
+            "p-refresh-token",
+            "short",
+            Duration::days(1),
+            now,
+        );
         let cleared = w
             .values()
             .iter()
             .filter(|v| {
                 let s = v.to_str().unwrap();
-                s.starts_with("p-refresh-token-") && s.contains("Max-Age=0") && !s.contains("Domain")
+                s.starts_with("p-refresh-token-")
+                    && s.contains("Max-Age=0")
+                    && !s.contains("Domain")
             })
             .count();
         assert_eq!(cleared, 3);

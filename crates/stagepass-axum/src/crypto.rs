@@ -101,8 +101,7 @@ pub fn new_nonce() -> String {
 /// Compares two strings in time independent of where they differ.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -117,10 +116,19 @@ mod tests {
         let cipher = CookieCipher::from_secret(&SessionSecret::new("s3cret"));
         let sealed = cipher.seal("refresh-token:github", "rt-123");
         assert!(!sealed.contains("rt-123"));
-        assert_eq!(cipher.open("refresh-token:github", &sealed).unwrap(), "rt-123");
-        assert_eq!(cipher.open("refresh-token:google", &sealed), Err(InvalidCookie));
+        assert_eq!(
+            cipher.open("refresh-token:github", &sealed).unwrap(),
+            "rt-123"
+        );
+        assert_eq!(
+            cipher.open("refresh-token:google", &sealed),
+            Err(InvalidCookie)
+        );
         let other = CookieCipher::from_secret(&SessionSecret::new("other"));
-        assert_eq!(other.open("refresh-token:github", &sealed), Err(InvalidCookie));
+        assert_eq!(
+            other.open("refresh-token:github", &sealed),
+            Err(InvalidCookie)
+        );
         for bad in ["", "v1.", "v1.!!", "rt-123", "v1.AAAA"] {
             assert_eq!(cipher.open("refresh-token:github", bad), Err(InvalidCookie));
         }

@@ -8,9 +8,12 @@
 /// (nesting allowed), and `\` escapes the next character. A malformed class or brace is taken
 /// literally.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    expand_braces(pattern)
-        .iter()
-        .any(|p| match_here(&p.chars().collect::<Vec<_>>(), &text.chars().collect::<Vec<_>>()))
+    expand_braces(pattern).iter().any(|p| {
+        match_here(
+            &p.chars().collect::<Vec<_>>(),
+            &text.chars().collect::<Vec<_>>(),
+        )
+    })
 }
 
 /// Expands `{a,b}` alternatives into separate patterns. Bounded to keep hostile patterns cheap.
@@ -174,13 +177,28 @@ mod tests {
         assert!(glob_match("https://*.example.com", "https://a.example.com"));
         assert!(glob_match("https://*.example.com", "https://A.Example.COM"));
         assert!(!glob_match("https://*.example.com", "http://a.example.com"));
-        assert!(!glob_match("https://*.example.com", "https://a/b.example.com"));
+        assert!(!glob_match(
+            "https://*.example.com",
+            "https://a/b.example.com"
+        ));
         assert!(!glob_match("https://*.example.com", "https://example.com"));
         assert!(glob_match("http://localhost:30?0", "http://localhost:3000"));
-        assert!(glob_match("http://localhost:[3-4]000", "http://localhost:4000"));
-        assert!(!glob_match("http://localhost:[!3]000", "http://localhost:3000"));
-        assert!(glob_match("https://{a,b}.example.com", "https://b.example.com"));
-        assert!(!glob_match("https://{a,b}.example.com", "https://c.example.com"));
+        assert!(glob_match(
+            "http://localhost:[3-4]000",
+            "http://localhost:4000"
+        ));
+        assert!(!glob_match(
+            "http://localhost:[!3]000",
+            "http://localhost:3000"
+        ));
+        assert!(glob_match(
+            "https://{a,b}.example.com",
+            "https://b.example.com"
+        ));
+        assert!(!glob_match(
+            "https://{a,b}.example.com",
+            "https://c.example.com"
+        ));
         assert!(glob_match("https://x.com", "https://x.com"));
         assert!(!glob_match("https://x.com", "https://x.com.evil"));
         assert!(glob_match("https://\\*.com", "https://*.com"));

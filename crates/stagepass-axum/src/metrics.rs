@@ -48,7 +48,9 @@ impl AuthMetrics {
     }
 
     fn bump(map: &Mutex<BTreeMap<(String, Outcome), u64>>, provider: &str, outcome: Outcome) {
-        let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match map.get_mut(&(provider.to_owned(), outcome)) {
             Some(count) => *count += 1,
             None => {
@@ -60,11 +62,21 @@ impl AuthMetrics {
     /// Appends the counters in the Prometheus text exposition format.
     pub fn render(&self, out: &mut String) {
         for (name, help, map) in [
-            ("stagepass_sign_ins_total", "Sign-ins by provider and outcome.", &self.sign_ins),
-            ("stagepass_refreshes_total", "Session refreshes by provider and outcome.", &self.refreshes),
+            (
+                "stagepass_sign_ins_total",
+                "Sign-ins by provider and outcome.",
+                &self.sign_ins,
+            ),
+            (
+                "stagepass_refreshes_total",
+                "Session refreshes by provider and outcome.",
+                &self.refreshes,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let map = map
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for ((provider, outcome), count) in map.iter() {
                 let _ = writeln!(
                     out,

@@ -105,8 +105,14 @@ impl PopupPage {
         let mut response = axum::response::Response::new(axum::body::Body::from(self.html));
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("sameorigin"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("sameorigin"),
+        );
         if let Ok(csp) = HeaderValue::try_from(self.csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, csp);
         }
@@ -129,7 +135,10 @@ mod tests {
     }
 
     fn decode(s: &str) -> String {
-        percent_encoding::percent_decode_str(s).decode_utf8().unwrap().into_owned()
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .unwrap()
+            .into_owned()
     }
 
     #[test]
@@ -143,13 +152,20 @@ mod tests {
             backstage_identity: None,
         };
         let page = PopupPage::render(&WebMessage::response(&response), "http://localhost:3000");
-        assert_eq!(page.html.matches("</script>").count(), 1, "the payload must not close the script");
+        assert_eq!(
+            page.html.matches("</script>").count(),
+            1,
+            "the payload must not close the script"
+        );
         let lits = literals(&page.html);
         assert_eq!(lits.len(), 2);
         assert!(!lits[0].contains('\''));
         let msg: serde_json::Value = serde_json::from_str(&decode(&lits[0])).unwrap();
         assert_eq!(msg["type"], "authorization_response");
-        assert_eq!(msg["response"]["profile"]["displayName"], "O'Brien </script>");
+        assert_eq!(
+            msg["response"]["profile"]["displayName"],
+            "O'Brien </script>"
+        );
         assert_eq!(decode(&lits[1]), "http://localhost:3000");
 
         let script = page
@@ -158,14 +174,18 @@ mod tests {
             .and_then(|s| s.strip_suffix("</script></body></html>"))
             .unwrap();
         let hash = digest::digest(&digest::SHA256, script.as_bytes());
-        assert_eq!(page.csp, format!("script-src 'sha256-{}'", STANDARD.encode(hash.as_ref())));
+        assert_eq!(
+            page.csp,
+            format!("script-src 'sha256-{}'", STANDARD.encode(hash.as_ref()))
+        );
     }
 
     #[test]
     fn errors_carry_name_and_message() {
         let err = Error::not_allowed("Invalid nonce");
         let page = PopupPage::render(&WebMessage::error(&err), "http://a");
-        let msg: serde_json::Value = serde_json::from_str(&decode(&literals(&page.html)[0])).unwrap();
+        let msg: serde_json::Value =
+            serde_json::from_str(&decode(&literals(&page.html)[0])).unwrap();
         assert_eq!(
             msg,
             serde_json::json!({"type": "authorization_response", "error": {"name": "NotAllowedError", "message": "Invalid nonce"}})

@@ -34,7 +34,10 @@ impl AuthBackend {
     /// `Router::new().nest("/api/auth", backend.router())`).
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/.well-known/openid-configuration", get(openid_configuration))
+            .route(
+                "/.well-known/openid-configuration",
+                get(openid_configuration),
+            )
             .route("/.well-known/jwks.json", get(jwks))
             .route("/v1/userinfo", get(userinfo))
             .route("/v1/token", any(not_implemented))
@@ -166,7 +169,9 @@ async fn fallback(method: Method, uri: OriginalUri) -> Response {
     if provider.is_empty() {
         return req.error(Error::not_found("Not found"));
     }
-    req.error(Error::not_found(format!("Unknown auth provider '{provider}'")))
+    req.error(Error::not_found(format!(
+        "Unknown auth provider '{provider}'"
+    )))
 }
 
 async fn start(
@@ -203,7 +208,9 @@ async fn start_inner(
             let origin = AllowedOrigins::normalize(raw)
                 .ok_or_else(|| Error::input("App origin is invalid, failed to parse"))?;
             if !inner.origins.is_allowed(&origin) {
-                return Err(Error::not_allowed(format!("Origin '{origin}' is not allowed")));
+                return Err(Error::not_allowed(format!(
+                    "Origin '{origin}' is not allowed"
+                )));
             }
             Some(origin)
         }
@@ -241,19 +248,35 @@ async fn start_inner(
     let callback = callback_url(inner, id, env)?;
     let started = env
         .strategy
-        .start(StartRequest::new(env_name, &scope, &state, &callback, &query))
+        .start(StartRequest::new(
+            env_name, &scope, &state, &callback, &query,
+        ))
         .await?;
 
     let now = inner.clock.now();
     let app_origin = app_origin_url(inner, origin.as_deref());
     let attrs = CookieAttributes::new(id, &callback, app_origin.as_ref());
     let mut writer = CookieWriter::new();
-    writer.set(&attrs, &attrs.handler_path(), &nonce_cookie(id), &nonce, NONCE_MAX_AGE, now);
+    writer.set(
+        &attrs,
+        &attrs.handler_path(),
+        &nonce_cookie(id),
+        &nonce,
+        NONCE_MAX_AGE,
+        now,
+    );
     if let Some(flow_data) = &started.flow_data {
         let sealed = inner
             .cipher
             .seal(&flow_purpose(id, &nonce), flow_data.secret());
-        writer.set(&attrs, &attrs.handler_path(), &flow_cookie(id), &sealed, NONCE_MAX_AGE, now);
+        writer.set(
+            &attrs,
+            &attrs.handler_path(),
+            &flow_cookie(id),
+            &sealed,
+            NONCE_MAX_AGE,
+            now,
+        );
     }
     let location = HeaderValue::try_from(started.url.as_str())
         .map_err(|_| Error::internal("the strategy returned an invalid authorization URL"))?;
@@ -277,7 +300,9 @@ fn check_redirect_url(inner: &Inner, target: &str) -> Result<(), Error> {
     let origin = AllowedOrigins::normalize(target)
         .ok_or_else(|| Error::input("Invalid redirectUrl, failed to parse"))?;
     if !inner.origins.is_allowed(&origin) {
-        return Err(Error::not_allowed(format!("Origin '{origin}' is not allowed")));
+        return Err(Error::not_allowed(format!(
+            "Origin '{origin}' is not allowed"
+        )));
     }
     Ok(())
 }
@@ -329,7 +354,11 @@ async fn frame(
             inner.metrics.sign_in(&id, Outcome::Success);
             let mut http = if state.is_redirect_flow() {
                 // checked again here: the state came back through the identity provider
-                match state.redirect_url.as_deref().map(|u| (u, check_redirect_url(&inner, u))) {
+                match state
+                    .redirect_url
+                    .as_deref()
+                    .map(|u| (u, check_redirect_url(&inner, u)))
+                {
                     Some((target, Ok(()))) => redirect(target),
                     Some((_, Err(error))) => return redirect_error(&inner, &error),
                     None => {
@@ -362,9 +391,10 @@ fn is_form(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+            v.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
         })
 }
 
@@ -379,7 +409,9 @@ fn redirect(target: &str) -> Response {
 
 fn redirect_error(inner: &Inner, error: &Error) -> Response {
     let mut target = inner.app_base_url.clone();
-    target.query_pairs_mut().append_pair("error", &error.to_string());
+    target
+        .query_pairs_mut()
+        .append_pair("error", &error.to_string());
     redirect(target.as_str())
 }
 
@@ -398,7 +430,9 @@ async fn complete_login(
         let origin = AllowedOrigins::normalize(origin)
             .ok_or_else(|| Error::not_allowed("App origin is invalid, failed to parse"))?;
         if !inner.origins.is_allowed(&origin) {
-            return Err(Error::not_allowed(format!("Origin '{origin}' is not allowed")));
+            return Err(Error::not_allowed(format!(
+                "Origin '{origin}' is not allowed"
+            )));
         }
     }
     let cookies = RequestCookies::from_headers(headers);
@@ -428,7 +462,11 @@ async fn complete_login(
     let callback = callback_url(inner, id, env)?;
     let authenticated = env
         .strategy
-        .authenticate(AuthenticateRequest::new(params, &callback, flow_data.as_ref()))
+        .authenticate(AuthenticateRequest::new(
+            params,
+            &callback,
+            flow_data.as_ref(),
+        ))
         .await?;
 
     let policy = env.strategy.scope_policy();
@@ -456,13 +494,27 @@ async fn complete_login(
     let attrs = CookieAttributes::new(id, &callback, app_origin.as_ref());
     let mut writer = CookieWriter::new();
     if let Some(scope) = &granted_scope {
-        writer.set(&attrs, &attrs.path, &scope_cookie(id), scope, env.session_duration, now);
+        writer.set(
+            &attrs,
+            &attrs.path,
+            &scope_cookie(id),
+            scope,
+            env.session_duration,
+            now,
+        );
     }
     if let Some(refresh) = &authenticated.session.refresh_token {
         let sealed = inner
             .cipher
             .seal(&refresh_purpose(id, env_name), refresh.secret());
-        writer.set_chunked(&attrs, &cookies, &refresh_cookie(id), &sealed, env.session_duration, now);
+        writer.set_chunked(
+            &attrs,
+            &cookies,
+            &refresh_cookie(id),
+            &sealed,
+            env.session_duration,
+            now,
+        );
     }
     if cookies.get(&flow_cookie(id)).is_some() {
         writer.remove(&attrs, &attrs.handler_path(), &flow_cookie(id), now);
@@ -604,7 +656,9 @@ async fn refresh_oauth(
         .flatten();
     let scope = policy.union(requested, granted);
     let already_granted = policy.persist.then(|| {
-        let granted: Vec<&str> = granted.map(|g| ScopePolicy::split(g).collect()).unwrap_or_default();
+        let granted: Vec<&str> = granted
+            .map(|g| ScopePolicy::split(g).collect())
+            .unwrap_or_default();
         ScopePolicy::split(requested).all(|s| granted.contains(&s))
     });
     let authenticated = env
@@ -636,11 +690,27 @@ async fn refresh_oauth(
     if let Some(new_token) = &authenticated.session.refresh_token
         && new_token != &refresh_token
     {
-        let sealed = inner.cipher.seal(&refresh_purpose(id, env_name), new_token.secret());
-        writer.set_chunked(&attrs, &cookies, &refresh_cookie(id), &sealed, env.session_duration, now);
+        let sealed = inner
+            .cipher
+            .seal(&refresh_purpose(id, env_name), new_token.secret());
+        writer.set_chunked(
+            &attrs,
+            &cookies,
+            &refresh_cookie(id),
+            &sealed,
+            env.session_duration,
+            now,
+        );
     }
     if policy.persist {
-        writer.set(&attrs, &attrs.path, &scope_cookie(id), &scope, env.session_duration, now);
+        writer.set(
+            &attrs,
+            &attrs.path,
+            &scope_cookie(id),
+            &scope,
+            env.session_duration,
+            now,
+        );
     }
     Ok((
         AuthResponse {
@@ -673,7 +743,9 @@ async fn logout(
         let origin = origin.to_str().ok().and_then(AllowedOrigins::normalize);
         match origin {
             Some(o) if inner.origins.is_allowed(&o) => {}
-            Some(o) => return req.error(Error::not_allowed(format!("Origin '{o}' is not allowed"))),
+            Some(o) => {
+                return req.error(Error::not_allowed(format!("Origin '{o}' is not allowed")));
+            }
             None => return req.error(Error::not_allowed("Origin is invalid, failed to parse")),
         }
     }
@@ -685,7 +757,12 @@ async fn logout(
     let cookies = RequestCookies::from_headers(&headers);
     let refresh_token = cookies
         .get_chunked(&refresh_cookie(&id))
-        .and_then(|sealed| inner.cipher.open(&refresh_purpose(&id, env_name), &sealed).ok())
+        .and_then(|sealed| {
+            inner
+                .cipher
+                .open(&refresh_purpose(&id, env_name), &sealed)
+                .ok()
+        })
         .map(RefreshToken::new);
     let outcome = env
         .strategy
@@ -699,7 +776,11 @@ async fn logout(
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .and_then(AllowedOrigins::normalize);
-    let attrs = CookieAttributes::new(&id, &callback, app_origin_url(&inner, origin.as_deref()).as_ref());
+    let attrs = CookieAttributes::new(
+        &id,
+        &callback,
+        app_origin_url(&inner, origin.as_deref()).as_ref(),
+    );
     let now = inner.clock.now();
     let mut writer = CookieWriter::new();
     writer.remove_chunked(&attrs, &cookies, &refresh_cookie(&id), now);
@@ -766,7 +847,9 @@ async fn userinfo(
             (!token.is_empty() && !token.contains(char::is_whitespace)).then_some(token)
         });
     let Some(token) = token else {
-        return req.error(Error::authentication("Missing or invalid Authorization header"));
+        return req.error(Error::authentication(
+            "Missing or invalid Authorization header",
+        ));
     };
     let keys = match inner.issuer.list_public_keys().await {
         Ok(keys) => keys,

@@ -30,10 +30,15 @@ pub struct VerifiedClaims {
 
 /// Verifies a user or limited-user token's signature with one of `keys`, its type and its
 /// lifetime at `now` (epoch seconds).
-pub fn verify_user_token(token: &str, keys: &[PublicJwk], now: i64) -> Result<VerifiedClaims, Error> {
+pub fn verify_user_token(
+    token: &str,
+    keys: &[PublicJwk],
+    now: i64,
+) -> Result<VerifiedClaims, Error> {
     let invalid = || Error::authentication("Invalid token");
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(invalid());
     };
@@ -42,7 +47,11 @@ pub fn verify_user_token(token: &str, keys: &[PublicJwk], now: i64) -> Result<Ve
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(invalid)?;
-    if !header.typ.as_deref().is_some_and(|t| USER_TYPES.contains(&t)) {
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| USER_TYPES.contains(&t))
+    {
         return Err(invalid());
     }
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| invalid())?;
@@ -62,8 +71,12 @@ pub fn verify_user_token(token: &str, keys: &[PublicJwk], now: i64) -> Result<Ve
     if field("alg").is_some_and(|a| a != header.alg) {
         return Err(invalid());
     }
-    let x = field("x").and_then(|x| URL_SAFE_NO_PAD.decode(x).ok()).ok_or_else(invalid)?;
-    let y = field("y").and_then(|y| URL_SAFE_NO_PAD.decode(y).ok()).ok_or_else(invalid)?;
+    let x = field("x")
+        .and_then(|x| URL_SAFE_NO_PAD.decode(x).ok())
+        .ok_or_else(invalid)?;
+    let y = field("y")
+        .and_then(|y| URL_SAFE_NO_PAD.decode(y).ok())
+        .ok_or_else(invalid)?;
     let mut point = Vec::with_capacity(1 + x.len() + y.len());
     point.push(0x04);
     point.extend_from_slice(&x);

@@ -11,8 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use stagepass_axum::{AuthBackend, OAuthEnvironment};
 use stagepass_core::{
-    AuthResolverContext, EntityRef, IssuedToken, Result, ScopePolicy, SignInInfo,
-    SignInResolver, TokenParams,
+    AuthResolverContext, EntityRef, IssuedToken, Result, ScopePolicy, SignInInfo, SignInResolver,
+    TokenParams,
 };
 use stagepass_guest::GuestProvider;
 use stagepass_identity::{MemoryKeyStore, MemoryUserInfoStore, TokenFactory};
@@ -26,13 +26,18 @@ struct UsernameResolver;
 
 #[async_trait]
 impl SignInResolver for UsernameResolver {
-    async fn resolve(&self, info: &SignInInfo, ctx: &dyn AuthResolverContext) -> Result<IssuedToken> {
+    async fn resolve(
+        &self,
+        info: &SignInInfo,
+        ctx: &dyn AuthResolverContext,
+    ) -> Result<IssuedToken> {
         let name = info
             .attribute_str("username")
             .ok_or_else(|| stagepass_core::Error::not_found("no username"))?;
         let user = EntityRef::user("default", name).unwrap();
         let group: EntityRef = "group:default/team-a".parse().unwrap();
-        ctx.issue_token(TokenParams::new(user.clone(), vec![user, group])).await
+        ctx.issue_token(TokenParams::new(user.clone(), vec![user, group]))
+            .await
     }
 }
 
@@ -100,7 +105,9 @@ fn decode_state(hex: &str) -> Vec<(String, String)> {
 impl Harness {
     async fn start(&self, extra: &str) -> TestResponse {
         self.client
-            .get(&format!("/api/auth/test/start?env=development&origin={APP}{extra}"))
+            .get(&format!(
+                "/api/auth/test/start?env=development&origin={APP}{extra}"
+            ))
             .send()
             .await
     }
@@ -109,9 +116,15 @@ impl Harness {
     async fn login(&self, user: &str, extra: &str) -> TestResponse {
         let start = self.start(extra).await;
         assert_eq!(start.status, 302, "{}", start.text());
-        let callback = self.idp.authorize(&start.location().unwrap(), &TestUser::new(user));
+        let callback = self
+            .idp
+            .authorize(&start.location().unwrap(), &TestUser::new(user));
         self.client
-            .get(&format!("{}?{}", callback.path(), callback.query().unwrap()))
+            .get(&format!(
+                "{}?{}",
+                callback.path(),
+                callback.query().unwrap()
+            ))
             .send()
             .await
     }
@@ -145,12 +158,22 @@ impl Harness {
 
 fn error_body(res: &TestResponse) -> (u16, String, String) {
     let body = res.json();
-    assert_eq!(body["response"]["statusCode"], res.status.as_u16(), "{body}");
+    assert_eq!(
+        body["response"]["statusCode"],
+        res.status.as_u16(),
+        "{body}"
+    );
     assert!(body["request"]["method"].is_string());
     (
         res.status.as_u16(),
-        body["error"]["name"].as_str().unwrap_or_default().to_owned(),
-        body["error"]["message"].as_str().unwrap_or_default().to_owned(),
+        body["error"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     )
 }
 
@@ -180,15 +203,27 @@ async fn start_redirects_with_state_and_nonce_cookie() {
         "{cookies:?}"
     );
     let set = res.set_cookie("test-nonce").unwrap();
-    assert!(set.contains("; Max-Age=600; Path=/api/auth/test/handler; Expires="), "{set}");
+    assert!(
+        set.contains("; Max-Age=600; Path=/api/auth/test/handler; Expires="),
+        "{set}"
+    );
     assert!(set.ends_with("; HttpOnly; SameSite=Lax"), "{set}");
-    assert_eq!(h.client.cookie("test-nonce").map(|v| percent(&v)), Some(nonce.clone()));
-    assert!(res.set_cookie("test-flow").is_some(), "the PKCE verifier is kept");
+    assert_eq!(
+        h.client.cookie("test-nonce").map(|v| percent(&v)),
+        Some(nonce.clone())
+    );
+    assert!(
+        res.set_cookie("test-flow").is_some(),
+        "the PKCE verifier is kept"
+    );
     assert!(h.client.all_cookies_http_only());
 }
 
 fn percent(v: &str) -> String {
-    percent_encoding::percent_decode_str(v).decode_utf8().unwrap().into_owned()
+    percent_encoding::percent_decode_str(v)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
 }
 
 #[tokio::test]
@@ -204,18 +239,62 @@ async fn start_rejects_bad_requests_with_backstage_errors() {
         })
     );
     let cases = [
-        ("/api/auth/test/start?env=prod", 404, "NotFoundError", "No configuration available for the 'prod' environment of this provider."),
-        ("/api/auth/test/start?env=development&origin=nonsense", 400, "InputError", "App origin is invalid, failed to parse"),
-        ("/api/auth/test/start?env=development&origin=http://evil.test", 403, "NotAllowedError", "Origin 'http://evil.test' is not allowed"),
-        ("/api/auth/test/start?env=development&flow=redirect", 400, "InputError", "Missing redirectUrl for redirect flow"),
-        ("/api/auth/test/start?env=development&flow=redirect&redirectUrl=http://evil.test/x", 403, "NotAllowedError", "Origin 'http://evil.test' is not allowed"),
-        ("/api/auth/nope/start?env=development", 404, "NotFoundError", "Unknown auth provider 'nope'"),
-        ("/api/auth/github/start?env=development", 404, "NotFoundError", "No auth provider registered for 'github'"),
-        ("/api/auth/guest/start?env=development", 501, "NotImplementedError", "Not implemented"),
+        (
+            "/api/auth/test/start?env=prod",
+            404,
+            "NotFoundError",
+            "No configuration available for the 'prod' environment of this provider.",
+        ),
+        (
+            "/api/auth/test/start?env=development&origin=nonsense",
+            400,
+            "InputError",
+            "App origin is invalid, failed to parse",
+        ),
+        (
+            "/api/auth/test/start?env=development&origin=http://evil.test",
+            403,
+            "NotAllowedError",
+            "Origin 'http://evil.test' is not allowed",
+        ),
+        (
+            "/api/auth/test/start?env=development&flow=redirect",
+            400,
+            "InputError",
+            "Missing redirectUrl for redirect flow",
+        ),
+        (
+            "/api/auth/test/start?env=development&flow=redirect&redirectUrl=http://evil.test/x",
+            403,
+            "NotAllowedError",
+            "Origin 'http://evil.test' is not allowed",
+        ),
+        (
+            "/api/auth/nope/start?env=development",
+            404,
+            "NotFoundError",
+            "Unknown auth provider 'nope'",
+        ),
+        (
+            "/api/auth/github/start?env=development",
+            404,
+            "NotFoundError",
+            "No auth provider registered for 'github'",
+        ),
+        (
+            "/api/auth/guest/start?env=development",
+            501,
+            "NotImplementedError",
+            "Not implemented",
+        ),
     ];
     for (path, status, name, message) in cases {
         let res = h.client.get(path).send().await;
-        assert_eq!(error_body(&res), (status, name.to_owned(), message.to_owned()), "{path}");
+        assert_eq!(
+            error_body(&res),
+            (status, name.to_owned(), message.to_owned()),
+            "{path}"
+        );
         assert!(res.set_cookies().is_empty(), "{path} set cookies");
     }
     // extra allowed origins are globs
@@ -241,16 +320,27 @@ async fn popup_login_returns_identity_and_sets_encrypted_refresh_cookie() {
         .unwrap();
     let digest = ring::digest::digest(&ring::digest::SHA256, script.as_bytes());
     let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
-    assert_eq!(res.header("content-security-policy").unwrap(), format!("script-src 'sha256-{hash}'"));
+    assert_eq!(
+        res.header("content-security-policy").unwrap(),
+        format!("script-src 'sha256-{hash}'")
+    );
 
     let (message, origin) = res.popup().unwrap();
     assert_eq!(origin, APP);
     assert_eq!(message["type"], "authorization_response");
     let response = &message["response"];
-    assert_eq!(response["profile"], json!({"email": "jane@example.com", "displayName": "jane"}));
+    assert_eq!(
+        response["profile"],
+        json!({"email": "jane@example.com", "displayName": "jane"})
+    );
     assert_eq!(response["providerInfo"]["scope"], "read");
     assert_eq!(response["providerInfo"]["expiresInSeconds"], 3600);
-    assert!(response["providerInfo"]["accessToken"].as_str().unwrap().starts_with("at-"));
+    assert!(
+        response["providerInfo"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .starts_with("at-")
+    );
     assert!(response["providerInfo"]["idToken"].is_string());
     let identity = &response["backstageIdentity"];
     assert_eq!(identity["expiresInSeconds"], 3600);
@@ -261,13 +351,19 @@ async fn popup_login_returns_identity_and_sets_encrypted_refresh_cookie() {
     let claims = h.verify(identity["token"].as_str().unwrap()).await;
     assert_eq!(claims["sub"], "user:default/jane");
     assert_eq!(claims["iss"], "http://localhost:7007/api/auth");
-    assert!(claims.get("ent").is_none(), "ownership is left out of the token by default");
+    assert!(
+        claims.get("ent").is_none(),
+        "ownership is left out of the token by default"
+    );
 
     let cookie = res.set_cookie("test-refresh-token").unwrap();
     assert!(cookie.contains("; Path=/api/auth/test;"), "{cookie}");
     assert!(cookie.ends_with("; HttpOnly; SameSite=Lax"), "{cookie}");
     let value = h.client.cookie("test-refresh-token").unwrap();
-    assert!(!value.contains("rt-"), "the refresh token is encrypted: {value}");
+    assert!(
+        !value.contains("rt-"),
+        "the refresh token is encrypted: {value}"
+    );
     // the flow cookie is single use
     assert!(h.client.cookie("test-flow").is_none());
 }
@@ -286,41 +382,94 @@ async fn refresh_rotates_the_session_and_rejects_replays() {
     h.login("jane", "").await;
     let old_cookie = h.client.cookie("test-refresh-token").unwrap();
 
-    let res = h.client.get("/api/auth/test/refresh?optional&env=development").send().await;
+    let res = h
+        .client
+        .get("/api/auth/test/refresh?optional&env=development")
+        .send()
+        .await;
     assert_eq!(
         error_body(&res),
-        (401, "AuthenticationError".into(), "Invalid X-Requested-With header".into())
+        (
+            401,
+            "AuthenticationError".into(),
+            "Invalid X-Requested-With header".into()
+        )
     );
 
-    let res = h.client.get("/api/auth/test/refresh?optional&env=development").xhr().send().await;
+    let res = h
+        .client
+        .get("/api/auth/test/refresh?optional&env=development")
+        .xhr()
+        .send()
+        .await;
     assert_eq!(res.status, 200, "{}", res.text());
     let body = res.json();
     assert_eq!(body["profile"]["email"], "jane@example.com");
-    assert_eq!(body["backstageIdentity"]["identity"]["userEntityRef"], "user:default/jane");
-    h.verify(body["backstageIdentity"]["token"].as_str().unwrap()).await;
+    assert_eq!(
+        body["backstageIdentity"]["identity"]["userEntityRef"],
+        "user:default/jane"
+    );
+    h.verify(body["backstageIdentity"]["token"].as_str().unwrap())
+        .await;
     let new_cookie = h.client.cookie("test-refresh-token").unwrap();
-    assert_ne!(new_cookie, old_cookie, "the rotated refresh token is stored");
+    assert_ne!(
+        new_cookie, old_cookie,
+        "the rotated refresh token is stored"
+    );
 
-    let res = h.client.post("/api/auth/test/refresh?env=development").xhr().send().await;
+    let res = h
+        .client
+        .post("/api/auth/test/refresh?env=development")
+        .xhr()
+        .send()
+        .await;
     assert_eq!(res.status, 200, "POST refresh works too");
 
     // the first refresh token was used up at the identity provider
-    h.client.set_cookie("test-refresh-token", "/api/auth/test", &old_cookie);
-    let res = h.client.get("/api/auth/test/refresh?env=development").xhr().send().await;
+    h.client
+        .set_cookie("test-refresh-token", "/api/auth/test", &old_cookie);
+    let res = h
+        .client
+        .get("/api/auth/test/refresh?env=development")
+        .xhr()
+        .send()
+        .await;
     assert_eq!(
         error_body(&res),
-        (401, "AuthenticationError".into(), "Refresh failed; caused by AuthenticationError: invalid_grant".into())
+        (
+            401,
+            "AuthenticationError".into(),
+            "Refresh failed; caused by AuthenticationError: invalid_grant".into()
+        )
     );
 
-    h.client.set_cookie("test-refresh-token", "/api/auth/test", "v1.forged");
-    let res = h.client.get("/api/auth/test/refresh?env=development").xhr().send().await;
-    assert_eq!(error_body(&res).2, "Refresh failed; caused by InputError: Invalid session cookie");
+    h.client
+        .set_cookie("test-refresh-token", "/api/auth/test", "v1.forged");
+    let res = h
+        .client
+        .get("/api/auth/test/refresh?env=development")
+        .xhr()
+        .send()
+        .await;
+    assert_eq!(
+        error_body(&res).2,
+        "Refresh failed; caused by InputError: Invalid session cookie"
+    );
 
     h.client.clear_cookies();
-    let res = h.client.get("/api/auth/test/refresh?env=development").xhr().send().await;
+    let res = h
+        .client
+        .get("/api/auth/test/refresh?env=development")
+        .xhr()
+        .send()
+        .await;
     assert_eq!(
         error_body(&res),
-        (401, "AuthenticationError".into(), "Refresh failed; caused by InputError: Missing session cookie".into())
+        (
+            401,
+            "AuthenticationError".into(),
+            "Refresh failed; caused by InputError: Missing session cookie".into()
+        )
     );
 }
 
@@ -328,7 +477,11 @@ async fn refresh_rotates_the_session_and_rejects_replays() {
 async fn logout_revokes_and_clears_the_session() {
     let h = harness();
     h.login("jane", "").await;
-    let res = h.client.post("/api/auth/test/logout?env=development").send().await;
+    let res = h
+        .client
+        .post("/api/auth/test/logout?env=development")
+        .send()
+        .await;
     assert_eq!(error_body(&res).0, 401);
     let res = h
         .client
@@ -337,8 +490,20 @@ async fn logout_revokes_and_clears_the_session() {
         .header("origin", "http://evil.test")
         .send()
         .await;
-    assert_eq!(error_body(&res), (403, "NotAllowedError".into(), "Origin 'http://evil.test' is not allowed".into()));
-    let res = h.client.get("/api/auth/test/logout?env=development").xhr().send().await;
+    assert_eq!(
+        error_body(&res),
+        (
+            403,
+            "NotAllowedError".into(),
+            "Origin 'http://evil.test' is not allowed".into()
+        )
+    );
+    let res = h
+        .client
+        .get("/api/auth/test/logout?env=development")
+        .xhr()
+        .send()
+        .await;
     assert_eq!(res.status, 404);
 
     let res = h
@@ -351,7 +516,12 @@ async fn logout_revokes_and_clears_the_session() {
     assert_eq!(res.status, 200);
     assert!(h.client.cookie("test-refresh-token").is_none());
     assert_eq!(h.idp.calls().revoked.len(), 1);
-    let res = h.client.get("/api/auth/test/refresh?env=development").xhr().send().await;
+    let res = h
+        .client
+        .get("/api/auth/test/refresh?env=development")
+        .xhr()
+        .send()
+        .await;
     assert_eq!(res.status, 401);
 }
 
@@ -359,7 +529,9 @@ async fn logout_revokes_and_clears_the_session() {
 async fn callback_failures_post_errors_and_make_no_session() {
     let h = harness();
     let start = h.start("").await;
-    let callback = h.idp.authorize(&start.location().unwrap(), &TestUser::new("jane"));
+    let callback = h
+        .idp
+        .authorize(&start.location().unwrap(), &TestUser::new("jane"));
     let path = format!("{}?{}", callback.path(), callback.query().unwrap());
 
     // no nonce cookie
@@ -367,18 +539,27 @@ async fn callback_failures_post_errors_and_make_no_session() {
     assert_eq!(res.status, 200);
     let (message, origin) = res.popup().unwrap();
     assert_eq!(origin, APP);
-    assert_eq!(message, json!({"type": "authorization_response", "error": {"name": "NotAllowedError", "message": "Auth response is missing cookie nonce"}}));
+    assert_eq!(
+        message,
+        json!({"type": "authorization_response", "error": {"name": "NotAllowedError", "message": "Auth response is missing cookie nonce"}})
+    );
     assert!(res.set_cookie("test-refresh-token").is_none());
 
     // mismatched nonce
-    h.client.set_cookie("test-nonce", "/api/auth/test/handler", "bm90LXRoZS1ub25jZQ%3D%3D");
+    h.client.set_cookie(
+        "test-nonce",
+        "/api/auth/test/handler",
+        "bm90LXRoZS1ub25jZQ%3D%3D",
+    );
     let res = h.client.get(&path).send().await;
     assert_eq!(res.popup().unwrap().0["error"]["message"], "Invalid nonce");
     assert!(res.set_cookie("test-refresh-token").is_none());
 
     // the real login works once, the replayed code does not
     let start = h.start("").await;
-    let callback = h.idp.authorize(&start.location().unwrap(), &TestUser::new("jane"));
+    let callback = h
+        .idp
+        .authorize(&start.location().unwrap(), &TestUser::new("jane"));
     let path = format!("{}?{}", callback.path(), callback.query().unwrap());
     let first = h.client.get(&path).send().await;
     assert!(first.popup().unwrap().0.get("response").is_some());
@@ -390,23 +571,62 @@ async fn callback_failures_post_errors_and_make_no_session() {
 #[tokio::test]
 async fn callback_state_errors_are_json() {
     let h = harness();
-    let res = h.client.get("/api/auth/test/handler/frame?code=x").send().await;
+    let res = h
+        .client
+        .get("/api/auth/test/handler/frame?code=x")
+        .send()
+        .await;
     assert_eq!(error_body(&res).0, 400);
-    let res = h.client.get("/api/auth/test/handler/frame?state=zz").send().await;
+    let res = h
+        .client
+        .get("/api/auth/test/handler/frame?state=zz")
+        .send()
+        .await;
     assert_eq!(error_body(&res).0, 403);
-    let no_nonce: String = b"env=development".iter().map(|b| format!("{b:02x}")).collect();
-    let res = h.client.get(&format!("/api/auth/test/handler/frame?state={no_nonce}")).send().await;
-    assert_eq!(error_body(&res), (403, "NotAllowedError".into(), "OAuth state is invalid, missing nonce".into()));
+    let no_nonce: String = b"env=development"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let res = h
+        .client
+        .get(&format!("/api/auth/test/handler/frame?state={no_nonce}"))
+        .send()
+        .await;
+    assert_eq!(
+        error_body(&res),
+        (
+            403,
+            "NotAllowedError".into(),
+            "OAuth state is invalid, missing nonce".into()
+        )
+    );
 }
 
 #[tokio::test]
 async fn tampered_flow_cookie_and_idp_errors_fail_the_login() {
     let h = harness();
     let start = h.start("").await;
-    let callback = h.idp.authorize(&start.location().unwrap(), &TestUser::new("jane"));
-    h.client.set_cookie("test-flow", "/api/auth/test/handler", "v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    let res = h.client.get(&format!("{}?{}", callback.path(), callback.query().unwrap())).send().await;
-    assert_eq!(res.popup().unwrap().0["error"]["message"], "Invalid login flow cookie");
+    let callback = h
+        .idp
+        .authorize(&start.location().unwrap(), &TestUser::new("jane"));
+    h.client.set_cookie(
+        "test-flow",
+        "/api/auth/test/handler",
+        "v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    );
+    let res = h
+        .client
+        .get(&format!(
+            "{}?{}",
+            callback.path(),
+            callback.query().unwrap()
+        ))
+        .send()
+        .await;
+    assert_eq!(
+        res.popup().unwrap().0["error"]["message"],
+        "Invalid login flow cookie"
+    );
 
     let start = h.start("").await;
     let state = query(&start.location().unwrap(), "state").unwrap();
@@ -415,7 +635,10 @@ async fn tampered_flow_cookie_and_idp_errors_fail_the_login() {
         .get(&format!("/api/auth/test/handler/frame?error=access_denied&error_description=User+said+no&state={state}"))
         .send()
         .await;
-    assert_eq!(res.popup().unwrap().0["error"]["message"], "Authentication rejected, User said no");
+    assert_eq!(
+        res.popup().unwrap().0["error"]["message"],
+        "Authentication rejected, User said no"
+    );
 }
 
 #[tokio::test]
@@ -424,37 +647,65 @@ async fn disallowed_origin_in_state_is_posted_to_that_origin() {
     let start = h.start("").await;
     let nonce = h.client.cookie("test-nonce").map(|v| percent(&v)).unwrap();
     let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.append_pair("nonce", &nonce).append_pair("env", "development").append_pair("origin", "http://evil.test");
+    form.append_pair("nonce", &nonce)
+        .append_pair("env", "development")
+        .append_pair("origin", "http://evil.test");
     let state: String = form.finish().bytes().map(|b| format!("{b:02x}")).collect();
     let _ = start;
-    let res = h.client.get(&format!("/api/auth/test/handler/frame?code=x&state={state}")).send().await;
+    let res = h
+        .client
+        .get(&format!(
+            "/api/auth/test/handler/frame?code=x&state={state}"
+        ))
+        .send()
+        .await;
     let (message, origin) = res.popup().unwrap();
     assert_eq!(origin, "http://evil.test");
-    assert_eq!(message["error"]["message"], "Origin 'http://evil.test' is not allowed");
+    assert_eq!(
+        message["error"]["message"],
+        "Origin 'http://evil.test' is not allowed"
+    );
 }
 
 #[tokio::test]
 async fn redirect_flow_returns_to_the_app() {
     let h = harness();
-    let res = h.login("jane", &format!("&flow=redirect&redirectUrl={APP}/catalog")).await;
+    let res = h
+        .login("jane", &format!("&flow=redirect&redirectUrl={APP}/catalog"))
+        .await;
     assert_eq!(res.status, 302);
-    assert_eq!(res.header("location"), Some("http://localhost:3000/catalog"));
+    assert_eq!(
+        res.header("location"),
+        Some("http://localhost:3000/catalog")
+    );
     assert!(h.client.cookie("test-refresh-token").is_some());
-    let res = h.client.get("/api/auth/test/refresh?env=development").xhr().send().await;
+    let res = h
+        .client
+        .get("/api/auth/test/refresh?env=development")
+        .xhr()
+        .send()
+        .await;
     assert_eq!(res.status, 200);
 
     // errors go to the app base URL
-    let start = h.start(&format!("&flow=redirect&redirectUrl={APP}/catalog")).await;
+    let start = h
+        .start(&format!("&flow=redirect&redirectUrl={APP}/catalog"))
+        .await;
     let state = query(&start.location().unwrap(), "state").unwrap();
     let res = h
         .client
-        .get(&format!("/api/auth/test/handler/frame?error=server_error&state={state}"))
+        .get(&format!(
+            "/api/auth/test/handler/frame?error=server_error&state={state}"
+        ))
         .send()
         .await;
     assert_eq!(res.status, 302);
     let location = res.location().unwrap();
     assert_eq!(location.origin().ascii_serialization(), APP);
-    assert_eq!(query(&location, "error").as_deref(), Some("Authentication failed, server_error"));
+    assert_eq!(
+        query(&location, "error").as_deref(),
+        Some("Authentication failed, server_error")
+    );
 }
 
 #[tokio::test]
@@ -467,19 +718,57 @@ async fn persisted_scopes_travel_in_state_and_cookie() {
     let h = harness_with(policy, true);
     let start = h.start("&scope=email").await;
     let state = decode_state(&query(&start.location().unwrap(), "state").unwrap());
-    assert_eq!(state.last().unwrap(), &("scope".to_owned(), "email openid".to_owned()));
-    let callback = h.idp.authorize(&start.location().unwrap(), &TestUser::new("jane"));
-    let res = h.client.get(&format!("{}?{}", callback.path(), callback.query().unwrap())).send().await;
-    assert_eq!(res.popup().unwrap().0["response"]["providerInfo"]["scope"], "email openid");
-    assert_eq!(h.client.cookie("test-granted-scope").map(|v| percent(&v)).as_deref(), Some("email openid"));
+    assert_eq!(
+        state.last().unwrap(),
+        &("scope".to_owned(), "email openid".to_owned())
+    );
+    let callback = h
+        .idp
+        .authorize(&start.location().unwrap(), &TestUser::new("jane"));
+    let res = h
+        .client
+        .get(&format!(
+            "{}?{}",
+            callback.path(),
+            callback.query().unwrap()
+        ))
+        .send()
+        .await;
+    assert_eq!(
+        res.popup().unwrap().0["response"]["providerInfo"]["scope"],
+        "email openid"
+    );
+    assert_eq!(
+        h.client
+            .cookie("test-granted-scope")
+            .map(|v| percent(&v))
+            .as_deref(),
+        Some("email openid")
+    );
 
-    let res = h.client.get("/api/auth/test/refresh?env=development&scope=email").xhr().send().await;
+    let res = h
+        .client
+        .get("/api/auth/test/refresh?env=development&scope=email")
+        .xhr()
+        .send()
+        .await;
     assert_eq!(res.json()["providerInfo"]["scope"], "email openid");
-    let res = h.client.get("/api/auth/test/refresh?env=development&scope=repo").xhr().send().await;
+    let res = h
+        .client
+        .get("/api/auth/test/refresh?env=development&scope=repo")
+        .xhr()
+        .send()
+        .await;
     assert_eq!(res.json()["providerInfo"]["scope"], "repo email openid");
     let calls = h.idp.calls();
-    assert_eq!(calls.refresh_scopes[0], ("email openid".to_owned(), Some(true)));
-    assert_eq!(calls.refresh_scopes[1], ("repo email openid".to_owned(), Some(false)));
+    assert_eq!(
+        calls.refresh_scopes[0],
+        ("email openid".to_owned(), Some(true))
+    );
+    assert_eq!(
+        calls.refresh_scopes[1],
+        ("repo email openid".to_owned(), Some(false))
+    );
 }
 
 #[tokio::test]
@@ -488,7 +777,10 @@ async fn guest_signs_in_through_refresh_only() {
     for method in ["GET", "POST"] {
         let res = h
             .client
-            .request(method.parse().unwrap(), "/api/auth/guest/refresh?env=development")
+            .request(
+                method.parse().unwrap(),
+                "/api/auth/guest/refresh?env=development",
+            )
             .send()
             .await;
         assert_eq!(res.status, 200, "{}", res.text());
@@ -499,54 +791,147 @@ async fn guest_signs_in_through_refresh_only() {
             body["backstageIdentity"]["identity"],
             json!({"type": "user", "userEntityRef": "user:development/guest", "ownershipEntityRefs": ["user:development/guest"]})
         );
-        let claims = h.verify(body["backstageIdentity"]["token"].as_str().unwrap()).await;
+        let claims = h
+            .verify(body["backstageIdentity"]["token"].as_str().unwrap())
+            .await;
         assert_eq!(claims["sub"], "user:development/guest");
-        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            3600
+        );
     }
-    assert_eq!(h.client.get("/api/auth/guest/handler/frame").send().await.status, 501);
+    assert_eq!(
+        h.client
+            .get("/api/auth/guest/handler/frame")
+            .send()
+            .await
+            .status,
+        501
+    );
     let res = h.client.post("/api/auth/guest/logout").xhr().send().await;
-    assert_eq!(error_body(&res), (404, "NotFoundError".into(), "Unknown auth provider 'guest'".into()));
+    assert_eq!(
+        error_body(&res),
+        (
+            404,
+            "NotFoundError".into(),
+            "Unknown auth provider 'guest'".into()
+        )
+    );
 }
 
 #[tokio::test]
 async fn well_known_documents_and_userinfo() {
     let h = harness();
-    let jwks = h.client.get("/api/auth/.well-known/jwks.json").send().await.json();
-    assert_eq!(jwks, json!({"keys": []}), "no key is published before the first token");
-    let config = h.client.get("/api/auth/.well-known/openid-configuration").send().await.json();
+    let jwks = h
+        .client
+        .get("/api/auth/.well-known/jwks.json")
+        .send()
+        .await
+        .json();
+    assert_eq!(
+        jwks,
+        json!({"keys": []}),
+        "no key is published before the first token"
+    );
+    let config = h
+        .client
+        .get("/api/auth/.well-known/openid-configuration")
+        .send()
+        .await
+        .json();
     assert_eq!(config["issuer"], "http://localhost:7007/api/auth");
-    assert_eq!(config["jwks_uri"], "http://localhost:7007/api/auth/.well-known/jwks.json");
-    assert_eq!(config["userinfo_endpoint"], "http://localhost:7007/api/auth/v1/userinfo");
+    assert_eq!(
+        config["jwks_uri"],
+        "http://localhost:7007/api/auth/.well-known/jwks.json"
+    );
+    assert_eq!(
+        config["userinfo_endpoint"],
+        "http://localhost:7007/api/auth/v1/userinfo"
+    );
 
-    let body = h.client.get("/api/auth/guest/refresh?env=development").send().await.json();
-    let token = body["backstageIdentity"]["token"].as_str().unwrap().to_owned();
-    let jwks = h.client.get("/api/auth/.well-known/jwks.json").send().await.json();
+    let body = h
+        .client
+        .get("/api/auth/guest/refresh?env=development")
+        .send()
+        .await
+        .json();
+    let token = body["backstageIdentity"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jwks = h
+        .client
+        .get("/api/auth/.well-known/jwks.json")
+        .send()
+        .await
+        .json();
     let key = &jwks["keys"][0];
-    assert_eq!((key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()), (Some("EC"), Some("P-256"), Some("ES256")));
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["crv"].as_str(),
+            key["alg"].as_str()
+        ),
+        (Some("EC"), Some("P-256"), Some("ES256"))
+    );
 
-    let res = h.client.get("/api/auth/v1/userinfo").header("authorization", &format!("Bearer {token}")).send().await;
+    let res = h
+        .client
+        .get("/api/auth/v1/userinfo")
+        .header("authorization", &format!("Bearer {token}"))
+        .send()
+        .await;
     assert_eq!(res.status, 200, "{}", res.text());
     let info = res.json();
     assert_eq!(info["claims"]["sub"], "user:development/guest");
     assert_eq!(info["claims"]["ent"], json!(["user:development/guest"]));
 
     // a limited user token rebuilt from uip works too
-    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     let header = jsonwebtoken::decode_header(&token).unwrap();
-    let limited_header = format!(r#"{{"typ":"vnd.backstage.limited-user","alg":"ES256","kid":"{}"}}"#, header.kid.unwrap());
-    let limited_payload = format!(r#"{{"sub":"{}","iat":{},"exp":{}}}"#, payload["sub"].as_str().unwrap(), payload["iat"], payload["exp"]);
+    let limited_header = format!(
+        r#"{{"typ":"vnd.backstage.limited-user","alg":"ES256","kid":"{}"}}"#,
+        header.kid.unwrap()
+    );
+    let limited_payload = format!(
+        r#"{{"sub":"{}","iat":{},"exp":{}}}"#,
+        payload["sub"].as_str().unwrap(),
+        payload["iat"],
+        payload["exp"]
+    );
     let limited = format!(
         "{}.{}.{}",
         URL_SAFE_NO_PAD.encode(limited_header),
         URL_SAFE_NO_PAD.encode(limited_payload),
         payload["uip"].as_str().unwrap()
     );
-    let res = h.client.get("/api/auth/v1/userinfo").header("authorization", &format!("bearer  {limited}")).send().await;
+    let res = h
+        .client
+        .get("/api/auth/v1/userinfo")
+        .header("authorization", &format!("bearer  {limited}"))
+        .send()
+        .await;
     assert_eq!(res.status, 200, "{}", res.text());
     h.verify(&limited).await;
 
-    for bad in ["", "Bearer", "Basic abc", "Bearer not.a.token", &format!("Bearer {token}x")] {
-        let res = h.client.get("/api/auth/v1/userinfo").header("authorization", bad).send().await;
+    for bad in [
+        "",
+        "Bearer",
+        "Basic abc",
+        "Bearer not.a.token",
+        &format!("Bearer {token}x"),
+    ] {
+        let res = h
+            .client
+            .get("/api/auth/v1/userinfo")
+            .header("authorization", bad)
+            .send()
+            .await;
         assert_eq!(res.status, 401, "{bad}");
     }
     let _ = &h.issuer;

@@ -49,7 +49,9 @@ impl EntityRef {
             || kind.contains([':', '/'])
             || namespace.contains('/')
         {
-            return Err(EntityRefError::Malformed(format!("{kind}:{namespace}/{name}")));
+            return Err(EntityRefError::Malformed(format!(
+                "{kind}:{namespace}/{name}"
+            )));
         }
         Ok(Self {
             kind,
@@ -81,9 +83,7 @@ impl EntityRef {
         let kind = kind
             .or(default_kind)
             .ok_or_else(|| EntityRefError::MissingKind(input.to_owned()))?;
-        let namespace = namespace
-            .or(default_namespace)
-            .unwrap_or(DEFAULT_NAMESPACE);
+        let namespace = namespace.or(default_namespace).unwrap_or(DEFAULT_NAMESPACE);
         Self::new(kind, namespace, name).map_err(|_| malformed())
     }
 
@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn parses_full_and_partial_forms() {
         let r: EntityRef = "user:default/jane".parse().unwrap();
-        assert_eq!((r.kind(), r.namespace(), r.name()), ("user", "default", "jane"));
+        assert_eq!(
+            (r.kind(), r.namespace(), r.name()),
+            ("user", "default", "jane")
+        );
         let r = EntityRef::parse_with_defaults("jane", Some("user"), None).unwrap();
         assert_eq!(r.to_string(), "user:default/jane");
         let r = EntityRef::parse_with_defaults("team/a", Some("group"), None).unwrap();
@@ -192,7 +195,15 @@ mod tests {
 
     #[test]
     fn rejects_empty_parts() {
-        for bad in ["", ":", "user:", ":default/x", "user:/x", "user:default/", "/x"] {
+        for bad in [
+            "",
+            ":",
+            "user:",
+            ":default/x",
+            "user:/x",
+            "user:default/",
+            "/x",
+        ] {
             assert!(bad.parse::<EntityRef>().is_err(), "{bad:?} parsed");
         }
         assert!(matches!(

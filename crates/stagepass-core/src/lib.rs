@@ -51,7 +51,6 @@
 //! [stagepass]: https://github.com/stagepass/stagepass
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
-
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod entity_ref;

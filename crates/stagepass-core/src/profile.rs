@@ -44,9 +44,7 @@ impl ProviderSession {
             access_token: self.access_token.as_ref().map(|t| t.secret().to_owned()),
             id_token: self.id_token.as_ref().map(|t| t.secret().to_owned()),
             scope: self.scope.clone(),
-            expires_in_seconds: self
-                .expires_at
-                .map(|at| (at - now).whole_seconds().max(0)),
+            expires_in_seconds: self.expires_at.map(|at| (at - now).whole_seconds().max(0)),
         }
     }
 }
@@ -73,7 +71,10 @@ pub struct ProviderInfo {
 impl std::fmt::Debug for ProviderInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProviderInfo")
-            .field("access_token", &self.access_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
             .field("scope", &self.scope)
             .field("expires_in_seconds", &self.expires_in_seconds)

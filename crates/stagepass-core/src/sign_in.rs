@@ -161,8 +161,11 @@ pub trait AuthResolverContext: Send + Sync {
 pub trait SignInResolver: Send + Sync + 'static {
     /// Resolves the user. `NotFoundError` means "not me, try the next resolver"; any other
     /// error ends the sign-in.
-    async fn resolve(&self, info: &SignInInfo, ctx: &dyn AuthResolverContext)
-    -> Result<IssuedToken>;
+    async fn resolve(
+        &self,
+        info: &SignInInfo,
+        ctx: &dyn AuthResolverContext,
+    ) -> Result<IssuedToken>;
 }
 
 /// The message of the error a chain gives when no resolver found the user.

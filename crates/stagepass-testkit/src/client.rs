@@ -80,7 +80,10 @@ impl TestClient {
 
     /// The value of the host-only cookie `name` (any path), if the jar holds it.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        let jar = self.jar.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let jar = self
+            .jar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         jar.iter()
             .find(|((n, _, domain), _)| n == name && domain.is_none())
             .map(|(_, c)| c.value.clone())
@@ -88,13 +91,19 @@ impl TestClient {
 
     /// Whether every cookie in the jar is `HttpOnly`.
     pub fn all_cookies_http_only(&self) -> bool {
-        let jar = self.jar.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let jar = self
+            .jar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         jar.values().all(|c| c.http_only)
     }
 
     /// Sets a cookie by hand (a forged or replayed one).
     pub fn set_cookie(&self, name: &str, path: &str, value: &str) {
-        let mut jar = self.jar.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut jar = self
+            .jar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         jar.insert(
             (name.to_owned(), path.to_owned(), None),
             StoredCookie {
@@ -113,7 +122,10 @@ impl TestClient {
     }
 
     fn cookie_header(&self, path: &str) -> Option<String> {
-        let jar = self.jar.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let jar = self
+            .jar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let pairs: Vec<String> = jar
             .iter()
             .filter(|((_, cookie_path, _), _)| path_matches(path, cookie_path))
@@ -123,7 +135,10 @@ impl TestClient {
     }
 
     fn store(&self, headers: &HeaderMap, request_path: &str) {
-        let mut jar = self.jar.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut jar = self
+            .jar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for value in headers.get_all(header::SET_COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             let mut parts = value.split(';');
@@ -180,10 +195,7 @@ impl TestRequest<'_> {
     /// Adds a header.
     #[must_use]
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(name),
-            HeaderValue::try_from(value),
-        ) {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             self.headers.append(name, value);
         }
         self
