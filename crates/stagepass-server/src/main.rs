@@ -93,7 +93,6 @@ fn main() -> ExitCode {
     match runtime.block_on(run(configs)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err:#}");
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
