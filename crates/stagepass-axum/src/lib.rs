@@ -18,10 +18,9 @@
 //! use stagepass_identity::{MemoryKeyStore, MemoryUserInfoStore, TokenFactory};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let user_info = Arc::new(MemoryUserInfoStore::default());
-//! let issuer = TokenFactory::builder()
-//!     .issuer("http://localhost:7007/api/auth")
-//!     .key_store(Arc::new(MemoryKeyStore::default()))
+//! let user_info = Arc::new(MemoryUserInfoStore::new());
+//! let issuer = TokenFactory::builder("http://localhost:7007/api/auth")
+//!     .key_store(Arc::new(MemoryKeyStore::new()))
 //!     .user_info_store(user_info.clone())
 //!     .build()?;
 //! let backend = AuthBackend::builder()

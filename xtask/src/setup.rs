@@ -1,0 +1,314 @@
+//! The environment the checks need: system packages, installed with apt-get where allowed, and
+//! services (databases, test identity providers) that run for the length of `cargo xtask ci`.
+//!
+//! Both lists live here and only here. To add a system package, add a [`SystemPackage`] to
+//! [`SYSTEM_PACKAGES`] (or to the `packages` of the [`Service`] that needs it). To add a
+//! service, add a [`Service`] to [`SERVICES`] whose `start` function prepares it (for example
+//! `npm ci` in the IdP's directory, or `initdb` for PostgreSQL), starts it with
+//! [`RunningServices::keep`], waits until it answers (with [`crate::util::poll_until`], never a
+//! bare sleep) and tells the tests how to reach it with [`RunningServices::set_env`].
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Result, bail};
+
+use crate::util::{self, ChildGuard, Workspace};
+
+/// A Debian package that the build or the tests need.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SystemPackage {
+    /// The Debian package name, as given to `apt-get install`.
+    pub(crate) name: &'static str,
+    /// What needs it, printed when it is missing.
+    pub(crate) why: &'static str,
+    /// An executable the package provides, used to detect it where `dpkg-query` is missing.
+    pub(crate) executable: Option<&'static str>,
+}
+
+/// The system packages the default checks need beyond the Rust toolchain, Python, Node and git.
+///
+/// Empty for now: every crate builds with the Rust toolchain alone. A provider that needs a
+/// system library adds it here, for example
+/// `SystemPackage { name: "libclang-dev", why: "bindgen in the SAML provider", executable: None }`.
+pub(crate) const SYSTEM_PACKAGES: &[SystemPackage] = &[];
+
+/// A process the tests talk to, started by `cargo xtask ci` before the tests and stopped after.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Service {
+    /// A short name for headers and messages, such as `postgresql` or `oidc-provider`.
+    pub(crate) name: &'static str,
+    /// The system packages it needs; the environment step installs them with the rest.
+    pub(crate) packages: &'static [SystemPackage],
+    /// Prepares and starts it, waits until it is ready, and records how tests reach it.
+    pub(crate) start: fn(&Workspace, &mut RunningServices) -> Result<()>,
+}
+
+/// The services the tests need. Empty for now; PostgreSQL and an npm-installed test identity
+/// provider are expected to join it.
+pub(crate) const SERVICES: &[Service] = &[];
+
+/// The services started for a run: their processes, stopped when this is dropped, and the
+/// environment variables that tell the tests where they are.
+#[derive(Debug, Default)]
+pub(crate) struct RunningServices {
+    /// Variables to set for the test commands.
+    env: Vec<(String, String)>,
+    /// The processes to stop at the end, in start order.
+    processes: Vec<ChildGuard>,
+}
+
+impl RunningServices {
+    /// Sets an environment variable for the test commands, such as a database URL.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "called by the first entry of SERVICES")
+    )]
+    pub(crate) fn set_env(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.env.push((key.into(), value.into()));
+    }
+
+    /// Keeps a started process running until the end of the run.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "called by the first entry of SERVICES")
+    )]
+    pub(crate) fn keep(&mut self, process: ChildGuard) {
+        self.processes.push(process);
+    }
+
+    /// The environment variables for the test commands.
+    pub(crate) fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+}
+
+impl Drop for RunningServices {
+    fn drop(&mut self) {
+        // Stop in reverse start order: a later service may depend on an earlier one.
+        while let Some(mut process) = self.processes.pop() {
+            if let Err(error) = process.stop() {
+                eprintln!("warning: {error:#}");
+            }
+        }
+    }
+}
+
+/// Checks, and installs where allowed, every system package of [`SYSTEM_PACKAGES`] and of
+/// [`SERVICES`].
+///
+/// Installing is allowed with `install` (`--install`) or under CI, on a Debian-like machine where
+/// we are root or have password-less sudo. Otherwise a missing package is an error that prints
+/// the exact command to run.
+pub(crate) fn prepare_system(_workspace: &Workspace, install: bool) -> Result<()> {
+    let mut packages: Vec<SystemPackage> = SYSTEM_PACKAGES.to_vec();
+    for service in SERVICES {
+        packages.extend_from_slice(service.packages);
+    }
+    if packages.is_empty() {
+        println!("    system packages: none needed beyond the Rust toolchain");
+        return Ok(());
+    }
+    ensure_packages(&packages, install || util::is_ci())
+}
+
+/// Starts every service of [`SERVICES`], in order.
+pub(crate) fn start_services(workspace: &Workspace) -> Result<RunningServices> {
+    let mut running = RunningServices::default();
+    if SERVICES.is_empty() {
+        println!("    services: none needed");
+    }
+    for service in SERVICES {
+        println!("    starting service {}", service.name);
+        (service.start)(workspace, &mut running)
+            .map_err(|error| error.context(format!("could not start service {}", service.name)))?;
+    }
+    Ok(running)
+}
+
+/// Makes sure `packages` are installed: reports each one, installs the missing ones when
+/// `may_install` and the machine allows it, and otherwise fails with the command to run.
+pub(crate) fn ensure_packages(packages: &[SystemPackage], may_install: bool) -> Result<()> {
+    let dpkg = util::find_executable("dpkg-query").is_some();
+    let mut missing = BTreeSet::new();
+    for package in packages {
+        match is_installed(package, dpkg) {
+            Some(true) => println!("    {}: installed", package.name),
+            Some(false) => {
+                println!("    {}: MISSING (needed by {})", package.name, package.why);
+                missing.insert(package.name);
+            }
+            None => println!(
+                "    {}: cannot check on this system; make sure its equivalent is installed \
+                 (needed by {})",
+                package.name, package.why
+            ),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let missing: Vec<&str> = missing.into_iter().collect();
+    let debian = is_debian_like();
+    let privilege = privilege();
+    let command_line = install_command_line(&missing, privilege.as_deref());
+    if !debian {
+        bail!(
+            "missing system packages: {}; install their equivalents for this system \
+             (on Debian: `{command_line}`)",
+            missing.join(" ")
+        );
+    }
+    if !may_install {
+        bail!(
+            "missing system packages: {}; install them with `{command_line}` \
+             or run again with --install",
+            missing.join(" ")
+        );
+    }
+    let Some(prefix) = privilege else {
+        bail!(
+            "missing system packages: {}; installing needs root: run `sudo {command_line}`",
+            missing.join(" ")
+        );
+    };
+    apt_get_install(&missing, &prefix)
+}
+
+/// Says whether `package` is installed, or `None` when this machine cannot tell.
+fn is_installed(package: &SystemPackage, dpkg: bool) -> Option<bool> {
+    if let Some(executable) = package.executable
+        && util::find_executable(executable).is_some()
+    {
+        return Some(true);
+    }
+    if dpkg {
+        let output = Command::new("dpkg-query")
+            .args(["--show", "--showformat=${Status}", package.name])
+            .output()
+            .ok()?;
+        let status = String::from_utf8_lossy(&output.stdout);
+        return Some(output.status.success() && status.trim() == "install ok installed");
+    }
+    package.executable.map(|_| false)
+}
+
+/// Whether this is Debian or a derivative with apt-get (Ubuntu included).
+fn is_debian_like() -> bool {
+    std::path::Path::new("/etc/debian_version").is_file()
+        && util::find_executable("apt-get").is_some()
+}
+
+/// The prefix that runs a command as root: empty when we are root, `sudo` when password-less
+/// sudo works, `None` otherwise.
+fn privilege() -> Option<String> {
+    if util::is_root() {
+        return Some(String::new());
+    }
+    let sudo_works = util::find_executable("sudo").is_some()
+        && Command::new("sudo")
+            .args(["-n", "true"])
+            .output()
+            .is_ok_and(|output| output.status.success());
+    sudo_works.then(|| "sudo".to_owned())
+}
+
+/// The shell line that installs `packages`, shown to people.
+fn install_command_line(packages: &[&str], prefix: Option<&str>) -> String {
+    let sudo = match prefix {
+        Some("") => "",
+        _ => "sudo ",
+    };
+    format!(
+        "{sudo}apt-get update && {sudo}apt-get install -y {}",
+        packages.join(" ")
+    )
+}
+
+/// Set once `apt-get update` has run in this process.
+static APT_UPDATED: AtomicBool = AtomicBool::new(false);
+
+/// Runs `apt-get update` (once per process) and `apt-get install -y <packages>`.
+fn apt_get_install(packages: &[&str], prefix: &str) -> Result<()> {
+    let apt = |args: &[&str]| {
+        let mut command = if prefix.is_empty() {
+            Command::new("apt-get")
+        } else {
+            let mut command = Command::new(prefix);
+            command.arg("apt-get");
+            command
+        };
+        command.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        command
+    };
+    if !APT_UPDATED.swap(true, Ordering::SeqCst) {
+        let mut update = apt(&["update"]);
+        println!("    $ {}", util::display(&update));
+        util::run_checked(&mut update, "check the machine's package sources")?;
+    }
+    let mut args = vec!["install", "-y"];
+    args.extend_from_slice(packages);
+    let mut install = apt(&args);
+    println!("    $ {}", util::display(&install));
+    util::run_checked(&mut install, "see apt-get's message above")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use anyhow::Result;
+
+    use super::{RunningServices, Service, install_command_line};
+    use crate::util::{ChildGuard, Workspace};
+
+    #[test]
+    fn install_command_is_exact() {
+        assert_eq!(
+            install_command_line(&["wrk", "libclang-dev"], Some("")),
+            "apt-get update && apt-get install -y wrk libclang-dev"
+        );
+        assert_eq!(
+            install_command_line(&["wrk"], None),
+            "sudo apt-get update && sudo apt-get install -y wrk"
+        );
+    }
+
+    /// A stand-in service: a process that would run for a while and an address for the tests.
+    fn start_stand_in(_: &Workspace, running: &mut RunningServices) -> Result<()> {
+        let child = Command::new("sleep").arg("60").spawn()?;
+        running.keep(ChildGuard::new("stand-in", child));
+        running.set_env("STAGEPASS_TEST_STAND_IN_URL", "http://127.0.0.1:9");
+        Ok(())
+    }
+
+    #[test]
+    fn a_service_runs_until_the_end_of_the_run() -> Result<()> {
+        let service = Service {
+            name: "stand-in",
+            packages: &[],
+            start: start_stand_in,
+        };
+        let mut running = RunningServices::default();
+        (service.start)(&Workspace::locate()?, &mut running)?;
+        assert_eq!(
+            running.env(),
+            [(
+                "STAGEPASS_TEST_STAND_IN_URL".to_owned(),
+                "http://127.0.0.1:9".to_owned()
+            )]
+        );
+        let pid = running.processes.first().and_then(ChildGuard::id);
+        let proc_dir = format!("/proc/{}", pid.unwrap_or_default());
+        assert!(pid.is_some() && Path::new(&proc_dir).exists());
+        drop(running);
+        assert!(
+            !Path::new(&proc_dir).exists(),
+            "{} still runs",
+            service.name
+        );
+        Ok(())
+    }
+}
