@@ -43,12 +43,22 @@ fn main() {
     });
 
     let cipher = CookieCipher::from_secret(&SessionSecret::new("bench-secret"));
-    let sealed = cipher.seal("refresh-token:github:development", "gho_16C7e42F292c6912E7710c838347Ae178B4a");
+    let sealed = cipher.seal(
+        "refresh-token:github:development",
+        "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+    );
     bench("cookie seal", 200_000, || {
-        black_box(cipher.seal("refresh-token:github:development", black_box("gho_16C7e42F292c6912E7710c838347Ae178B4a")));
+        black_box(cipher.seal(
+            "refresh-token:github:development",
+            black_box("gho_16C7e42F292c6912E7710c838347Ae178B4a"),
+        ));
     });
     bench("cookie open", 200_000, || {
-        black_box(cipher.open("refresh-token:github:development", black_box(&sealed)).unwrap());
+        black_box(
+            cipher
+                .open("refresh-token:github:development", black_box(&sealed))
+                .unwrap(),
+        );
     });
 
     let response = AuthResponse {
@@ -61,6 +71,9 @@ fn main() {
         backstage_identity: None,
     };
     bench("popup page render", 100_000, || {
-        black_box(PopupPage::render(&WebMessage::response(black_box(&response)), "http://localhost:3000"));
+        black_box(PopupPage::render(
+            &WebMessage::response(black_box(&response)),
+            "http://localhost:3000",
+        ));
     });
 }

@@ -47,7 +47,6 @@ mod origin;
 pub mod popup;
 mod routes;
 pub mod state;
-mod verify;
 
 pub use backend::{
     AuthBackend, AuthBackendBuilder, BuildError, DEFAULT_SESSION_DURATION, OAuthEnvironment,
@@ -55,4 +54,3 @@ pub use backend::{
 pub use error::ErrorResponse;
 pub use glob::glob_match;
 pub use origin::AllowedOrigins;
-pub use verify::{VerifiedClaims, verify_user_token};

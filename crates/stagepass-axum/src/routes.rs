@@ -24,7 +24,7 @@ use crate::metrics::Outcome;
 use crate::origin::AllowedOrigins;
 use crate::popup::{PopupPage, WebMessage};
 use crate::state::OAuthState;
-use crate::verify::verify_user_token;
+use stagepass_identity::verify_user_token;
 
 /// How long the nonce and flow cookies live.
 const NONCE_MAX_AGE: time::Duration = time::Duration::minutes(10);
@@ -822,8 +822,15 @@ async fn openid_configuration(State(inner): AppState) -> Response {
 }
 
 async fn jwks(State(inner): AppState, method: Method, uri: OriginalUri) -> Response {
-    match inner.issuer.list_public_keys().await {
-        Ok(keys) => json_response(&json!({ "keys": keys })),
+    match inner.issuer.jwks_json().await {
+        Ok(body) => {
+            let mut response = Response::new(Body::from(body.to_string()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            response
+        }
         Err(error) => Req::new(method, &uri).error(error),
     }
 }

@@ -52,6 +52,14 @@ pub trait TokenIssuer: Send + Sync + 'static {
 
     /// The public keys that verify tokens issued now or recently (the JWKS).
     async fn list_public_keys(&self) -> Result<Vec<PublicJwk>>;
+
+    /// The JWKS document, `{"keys":[…]}`, as served at `/.well-known/jwks.json`. Issuers that
+    /// cache the serialized document override this.
+    async fn jwks_json(&self) -> Result<std::sync::Arc<str>> {
+        let keys = self.list_public_keys().await?;
+        let body = serde_json::json!({ "keys": keys }).to_string();
+        Ok(body.into())
+    }
 }
 
 /// A source of the current time, so that expiry and key rotation can be tested.

@@ -1,5 +1,4 @@
-//! Verification of Backstage user and limited-user tokens against the published keys, for
-//! `/v1/userinfo`.
+//! Verification of Backstage user and limited-user tokens against published keys.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

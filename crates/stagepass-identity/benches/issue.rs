@@ -1,0 +1,109 @@
+//! Token issuing throughput, without an HTTP layer: `cargo bench -p stagepass-identity`.
+//!
+//! Times N issues to 1,000 users (memory stores, then a SQLite file) on one task and spread over
+//! all cores, and 10 N cached JWKS reads, printing operations per second. Set `ISSUE_BENCH_N` to
+//! change N.
+
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use stagepass_core::{EntityRef, Error, Result, TokenIssuer, TokenParams};
+use stagepass_identity::{SqliteDatabase, TokenFactory};
+
+/// How many distinct users the tokens are issued to, round robin.
+const USERS: usize = 1000;
+
+fn params() -> Result<Vec<TokenParams>> {
+    let group =
+        EntityRef::new("group", "default", "team-a").map_err(|e| Error::internal(e.to_string()))?;
+    (0..USERS)
+        .map(|i| {
+            let sub = EntityRef::user("default", &format!("user-{i}"))
+                .map_err(|e| Error::internal(e.to_string()))?;
+            Ok(TokenParams::new(sub.clone(), vec![sub, group.clone()]))
+        })
+        .collect()
+}
+
+fn report(what: &str, n: usize, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{what:<44} {n:>7} in {secs:>6.3} s = {:>9.0}/s",
+        n as f64 / secs
+    );
+}
+
+async fn sequential(what: &str, factory: &TokenFactory, n: usize) -> Result<()> {
+    let params = params()?;
+    factory.issue_token(params[0].clone()).await?; // creates the key
+    let started = Instant::now();
+    for i in 0..n {
+        factory.issue_token(params[i % USERS].clone()).await?;
+    }
+    report(what, n, started);
+    Ok(())
+}
+
+async fn concurrent(what: &str, factory: Arc<TokenFactory>, n: usize) -> Result<()> {
+    let params = Arc::new(params()?);
+    factory.issue_token(params[0].clone()).await?;
+    let tasks = std::thread::available_parallelism().map_or(2, |p| p.get()) * 4;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let factory = factory.clone();
+            let params = params.clone();
+            tokio::spawn(async move {
+                for i in 0..n / tasks {
+                    factory.issue_token(params[i % USERS].clone()).await?;
+                }
+                Ok::<_, Error>(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.map_err(|e| Error::internal(e.to_string()))??;
+    }
+    report(what, n / tasks * tasks, started);
+    Ok(())
+}
+
+async fn jwks(factory: &TokenFactory, n: usize) -> Result<()> {
+    let started = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..n {
+        bytes += factory.jwks_json().await?.len();
+    }
+    report("jwks_json (cached)", n, started);
+    std::hint::black_box(bytes);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let n: usize = std::env::var("ISSUE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let issuer = "http://localhost:7007/api/auth";
+
+    let memory = Arc::new(TokenFactory::builder(issuer).build()?);
+    sequential("issue, memory stores, 1 task", &memory, n).await?;
+    concurrent("issue, memory stores, all cores", memory.clone(), n).await?;
+    jwks(&memory, n * 10).await?;
+
+    let dir = tempfile::tempdir().map_err(|e| Error::internal(e.to_string()))?;
+    let db = SqliteDatabase::connect(dir.path().join("bench.sqlite")).await?;
+    let sqlite = Arc::new(
+        TokenFactory::builder(issuer)
+            .key_store(Arc::new(db.key_store()))
+            .user_info_store(Arc::new(db.user_info_store()))
+            .build()?,
+    );
+    sequential("issue, sqlite file stores, 1 task", &sqlite, n).await?;
+    concurrent("issue, sqlite file stores, all cores", sqlite, n).await?;
+    db.close().await;
+    Ok(())
+}

@@ -1,0 +1,422 @@
+//! SQLite key and user-info stores: the embedded default, one file and no server.
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row as _};
+use stagepass_core::{Error, KeyStore, PublicJwk, Result, StoredKey};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::UserInfoStore;
+
+/// The schema, created when missing. Timestamps are RFC 3339 text in UTC with full precision.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS signing_keys (
+        kid TEXT PRIMARY KEY NOT NULL,
+        created_at TEXT NOT NULL,
+        key TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS user_info (
+        user_entity_ref TEXT PRIMARY KEY NOT NULL,
+        user_info TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )",
+];
+
+/// How many connections a file database pool opens. SQLite writes one at a time; the others
+/// serve reads in parallel (WAL mode).
+const FILE_POOL_SIZE: u32 = 4;
+
+/// Maps a database error onto a stagepass error: an unreachable database is a
+/// `ServiceUnavailableError`, anything else an internal error. The detail goes to the logs.
+fn db_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| {
+        tracing::error!(error = %e, "sqlite: failed to {action}");
+        store_error(&e, format!("sqlite store failed to {action}")).with_source(e)
+    }
+}
+
+/// The error for a failed database operation, without its source.
+fn store_error(e: &sqlx::Error, message: String) -> Error {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            Error::service_unavailable(message)
+        }
+        _ => Error::internal(message),
+    }
+}
+
+fn format_time(at: OffsetDateTime) -> Result<String> {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map_err(|e| Error::internal(format!("failed to format a timestamp: {e}")))
+}
+
+/// A SQLite database holding the `signing_keys` and `user_info` tables.
+///
+/// Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    pool: SqlitePool,
+    user_info_writer: mpsc::Sender<PendingUpsert>,
+}
+
+impl SqliteDatabase {
+    /// Opens the database at `path`, creating the file and the tables when missing, in WAL
+    /// mode. `:memory:` opens a private in-memory database that lives as long as this value
+    /// and its clones.
+    ///
+    /// Must be called within a Tokio runtime: it starts the task that writes user info.
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let pool = if path == Path::new(":memory:") {
+            // An in-memory database lives in its connection: keep exactly one, forever.
+            let options = SqliteConnectOptions::from_str(":memory:")
+                .map_err(db_error("open an in-memory database"))?;
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+                .map_err(db_error("open an in-memory database"))?
+        } else {
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(StdDuration::from_secs(5));
+            SqlitePoolOptions::new()
+                .max_connections(FILE_POOL_SIZE)
+                .connect_with(options)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, path = %path.display(), "sqlite: failed to open");
+                    Error::service_unavailable(format!(
+                        "failed to open the sqlite database {}",
+                        path.display()
+                    ))
+                    .with_source(e)
+                })?
+        };
+        for statement in MIGRATIONS {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .map_err(db_error("create its tables"))?;
+        }
+        let (user_info_writer, pending) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(write_user_info(pool.clone(), pending));
+        Ok(Self {
+            pool,
+            user_info_writer,
+        })
+    }
+
+    /// The key store on this database.
+    pub fn key_store(&self) -> SqliteKeyStore {
+        SqliteKeyStore {
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// The user-info store on this database.
+    pub fn user_info_store(&self) -> SqliteUserInfoStore {
+        SqliteUserInfoStore {
+            pool: self.pool.clone(),
+            writer: self.user_info_writer.clone(),
+        }
+    }
+
+    /// Closes the connections, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A [`KeyStore`] in the `signing_keys` table of a [`SqliteDatabase`] (Backstage's `database`
+/// key store). Every replica that opens the same file publishes every replica's keys.
+#[derive(Debug, Clone)]
+pub struct SqliteKeyStore {
+    pool: SqlitePool,
+}
+
+#[async_trait]
+impl KeyStore for SqliteKeyStore {
+    async fn add_key(&self, key: &StoredKey) -> Result<()> {
+        let jwk = serde_json::to_string(&key.key)
+            .map_err(|e| Error::internal(format!("failed to serialize a public key: {e}")))?;
+        sqlx::query("INSERT INTO signing_keys (kid, created_at, key) VALUES (?1, ?2, ?3)")
+            .bind(&key.kid)
+            .bind(format_time(key.created_at)?)
+            .bind(jwk)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("add a signing key"))?;
+        Ok(())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<StoredKey>> {
+        let rows = sqlx::query("SELECT kid, created_at, key FROM signing_keys")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("list signing keys"))?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kid: String = row.try_get("kid").map_err(db_error("read a signing key"))?;
+            let created_at: String = row
+                .try_get("created_at")
+                .map_err(db_error("read a signing key"))?;
+            let jwk: String = row.try_get("key").map_err(db_error("read a signing key"))?;
+            let parsed = OffsetDateTime::parse(&created_at, &Rfc3339)
+                .ok()
+                .zip(serde_json::from_str::<PublicJwk>(&jwk).ok());
+            match parsed {
+                Some((created_at, key)) => keys.push(StoredKey {
+                    kid,
+                    key,
+                    created_at,
+                }),
+                // One bad row must not take the whole JWKS down.
+                None => tracing::warn!(kid, "sqlite: skipping a malformed signing key row"),
+            }
+        }
+        keys.sort_by_key(|k| k.created_at);
+        Ok(keys)
+    }
+
+    async fn remove_keys(&self, kids: &[String]) -> Result<()> {
+        if kids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db_error("remove signing keys"))?;
+        for kid in kids {
+            sqlx::query("DELETE FROM signing_keys WHERE kid = ?1")
+                .bind(kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("remove signing keys"))?;
+        }
+        tx.commit().await.map_err(db_error("remove signing keys"))?;
+        Ok(())
+    }
+}
+
+/// A [`UserInfoStore`] in the `user_info` table of a [`SqliteDatabase`].
+///
+/// Every issued token writes user info, and SQLite commits one write at a time: concurrent
+/// upserts are therefore queued to one writer task that commits them together, in one
+/// statement. An upsert returns once its batch is committed.
+#[derive(Debug, Clone)]
+pub struct SqliteUserInfoStore {
+    pool: SqlitePool,
+    writer: mpsc::Sender<PendingUpsert>,
+}
+
+/// An upsert waiting for the writer task.
+#[derive(Debug)]
+struct PendingUpsert {
+    user_entity_ref: String,
+    json: String,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// How many upserts may wait for the writer before callers wait to queue theirs.
+const WRITE_QUEUE: usize = 4096;
+
+/// The most upserts committed in one statement (four parameters each, far below SQLite's
+/// limit of 32,766).
+const MAX_BATCH: usize = 512;
+
+/// Commits queued user-info upserts in batches until every store handle is dropped.
+async fn write_user_info(pool: SqlitePool, mut pending: mpsc::Receiver<PendingUpsert>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match upsert_batch(&pool, &batch).await {
+            Ok(()) => {
+                for upsert in batch.drain(..) {
+                    // The caller may have gone away; the write stands.
+                    let _ = upsert.done.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows = batch.len(), "sqlite: failed to store user info");
+                for upsert in batch.drain(..) {
+                    let message = "sqlite store failed to store user info".to_owned();
+                    let _ = upsert.done.send(Err(store_error(&e, message)));
+                }
+            }
+        }
+    }
+}
+
+/// Upserts a batch in one statement; of several upserts for one user, the last wins.
+async fn upsert_batch(pool: &SqlitePool, batch: &[PendingUpsert]) -> sqlx::Result<()> {
+    let now = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let mut latest: Vec<&PendingUpsert> = Vec::with_capacity(batch.len());
+    for upsert in batch.iter().rev() {
+        if !latest
+            .iter()
+            .any(|u| u.user_entity_ref == upsert.user_entity_ref)
+        {
+            latest.push(upsert);
+        }
+    }
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO user_info (user_entity_ref, user_info, updated_at, created_at) ",
+    );
+    query.push_values(latest, |mut row, upsert| {
+        row.push_bind(upsert.user_entity_ref.as_str())
+            .push_bind(upsert.json.as_str())
+            .push_bind(now.as_str())
+            .push_bind(now.as_str());
+    });
+    query.push(
+        " ON CONFLICT (user_entity_ref) DO UPDATE \
+         SET user_info = excluded.user_info, updated_at = excluded.updated_at",
+    );
+    query.build().execute(pool).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl UserInfoStore for SqliteUserInfoStore {
+    async fn upsert(&self, user_entity_ref: &str, user_info: &Value) -> Result<()> {
+        let json = serde_json::to_string(user_info)
+            .map_err(|e| Error::internal(format!("failed to serialize user info: {e}")))?;
+        let (done, written) = oneshot::channel();
+        let stopped = || Error::service_unavailable("the sqlite user info writer has stopped");
+        self.writer
+            .send(PendingUpsert {
+                user_entity_ref: user_entity_ref.to_owned(),
+                json,
+                done,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        written.await.map_err(|_| stopped())?
+    }
+
+    async fn get(&self, user_entity_ref: &str) -> Result<Option<Value>> {
+        let row = sqlx::query("SELECT user_info FROM user_info WHERE user_entity_ref = ?1")
+            .bind(user_entity_ref)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("read user info"))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let json: String = row
+            .try_get("user_info")
+            .map_err(db_error("read user info"))?;
+        let value = serde_json::from_str(&json).map_err(|e| {
+            Error::internal(format!(
+                "stored user info of {user_entity_ref} is not JSON: {e}"
+            ))
+        })?;
+        Ok(Some(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_memory_database_keeps_its_data_across_queries() -> Result<()> {
+        let db = SqliteDatabase::connect(":memory:").await?;
+        let store = db.key_store();
+        let created_at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let mut jwk = serde_json::Map::new();
+        jwk.insert("kid".into(), "k1".into());
+        let key = StoredKey {
+            kid: "k1".into(),
+            key: PublicJwk(jwk),
+            created_at,
+        };
+        store.add_key(&key).await?;
+        // another handle on the same database sees it
+        assert_eq!(db.clone().key_store().list_keys().await?, vec![key]);
+        store.remove_keys(&["k1".into()]).await?;
+        assert!(store.list_keys().await?.is_empty());
+
+        let users = db.user_info_store();
+        assert_eq!(users.get("user:default/jane").await?, None);
+        users
+            .upsert(
+                "user:default/jane",
+                &serde_json::json!({"claims": {"a": 1}}),
+            )
+            .await?;
+        users
+            .upsert(
+                "user:default/jane",
+                &serde_json::json!({"claims": {"a": 2}}),
+            )
+            .await?;
+        assert_eq!(
+            users.get("user:default/jane").await?,
+            Some(serde_json::json!({"claims": {"a": 2}}))
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_upserts_are_batched_and_the_last_one_wins() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::internal(e.to_string()))?;
+        let db = SqliteDatabase::connect(dir.path().join("users.sqlite")).await?;
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = db.user_info_store();
+                tokio::spawn(async move {
+                    let user = format!("user:default/u{}", i % 20);
+                    store
+                        .upsert(&user, &serde_json::json!({"claims": {"n": i}}))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.map_err(|e| Error::internal(e.to_string()))??;
+        }
+        let store = db.user_info_store();
+        for u in 0..20 {
+            let value = store.get(&format!("user:default/u{u}")).await?;
+            let n = value.and_then(|v| v["claims"]["n"].as_i64());
+            assert!(n.is_some_and(|n| n % 20 == u), "user {u}: {n:?}");
+        }
+        store
+            .upsert("user:default/u0", &serde_json::json!({"claims": {"n": -1}}))
+            .await?;
+        assert_eq!(
+            store.get("user:default/u0").await?,
+            Some(serde_json::json!({"claims": {"n": -1}}))
+        );
+        db.close().await;
+        let closed = store
+            .upsert("user:default/u0", &serde_json::json!({}))
+            .await
+            .err();
+        assert!(closed.is_some());
+        Ok(())
+    }
+}
