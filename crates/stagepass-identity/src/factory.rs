@@ -415,6 +415,15 @@ impl TokenFactory {
         &self.user_info
     }
 
+    /// How many signing keys this factory has created and published (the first key and each
+    /// rotation); always 0 with static keys.
+    pub fn keys_created(&self) -> u64 {
+        match &self.keys {
+            Keys::Rotating(keys) => keys.generation.load(Ordering::Acquire),
+            Keys::Static { .. } => 0,
+        }
+    }
+
     /// The JWKS body, `{"keys":[…]}`, serialized once per change of the key list, for
     /// `/.well-known/jwks.json`.
     pub async fn jwks_json(&self) -> Result<Arc<str>> {

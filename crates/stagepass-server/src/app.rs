@@ -120,7 +120,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
     let mut builder = AuthBackend::builder()
         .app_base_url(config.app.base_url.clone())
         .backend_base_url(config.backend.base_url.clone())
-        .token_issuer(issuer)
+        .token_issuer(issuer.clone())
         .user_info_store(user_info)
         .session_secret(session_secret)
         .extra_allowed_origins(extra_origins);
@@ -155,7 +155,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         environment: config.auth.environment.clone(),
         providers: page_providers,
     };
-    let mut router = web::router(&backend, &page);
+    let mut router = web::router(&backend, issuer, &page);
     if let Some(cors) = &config.backend.cors {
         router = router.layer(cors_layer(cors)?);
     }

@@ -11,6 +11,7 @@ use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use stagepass::http::AuthBackend;
+use stagepass::identity::TokenFactory;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
@@ -44,16 +45,22 @@ pub(crate) struct RequestMetrics {
 struct WebState {
     page: Arc<str>,
     backend: AuthBackend,
+    issuer: Arc<TokenFactory>,
     requests: Arc<RequestMetrics>,
 }
 
 /// The routes of the page, health and metrics, plus the auth backend under `/api/auth`, with
 /// request counting around all of it.
-pub(crate) fn router(backend: &AuthBackend, page: &PageConfig) -> Router {
+pub(crate) fn router(
+    backend: &AuthBackend,
+    issuer: Arc<TokenFactory>,
+    page: &PageConfig,
+) -> Router {
     let requests = Arc::new(RequestMetrics::default());
     let state = WebState {
         page: serde_json::to_string(page).unwrap_or_default().into(),
         backend: backend.clone(),
+        issuer,
         requests: requests.clone(),
     };
     Router::new()
@@ -140,6 +147,12 @@ async fn metrics(State(state): State<WebState>) -> Response {
         }
     }
     state.backend.metrics().render(&mut out);
+    out.push_str(&format!(
+        "# HELP stagepass_signing_keys_created_total Signing keys created: the first and each rotation.\n\
+         # TYPE stagepass_signing_keys_created_total counter\n\
+         stagepass_signing_keys_created_total {}\n",
+        state.issuer.keys_created()
+    ));
     let mut response = (StatusCode::OK, out).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

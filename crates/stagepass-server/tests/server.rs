@@ -216,6 +216,15 @@ fn tokens_survive_a_restart_on_sqlite_and_sigterm_stops_the_server() {
         .unwrap()
         .to_owned();
     let before = server.json("/api/auth/.well-known/jwks.json");
+    let (_, metrics) = http(port, "GET", "/metrics", &[]).unwrap();
+    for line in [
+        "stagepass_signing_keys_created_total 1",
+        "stagepass_tokens_issued_total 1",
+        "stagepass_refreshes_total{provider=\"guest\",outcome=\"success\"} 1",
+        "stagepass_http_requests_total{route=\"/api/auth/{provider}/refresh\",status=\"200\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
     assert_eq!(before["keys"].as_array().unwrap().len(), 1);
     let status = server.terminate();
     assert!(status.success(), "exit status after SIGTERM: {status}");
