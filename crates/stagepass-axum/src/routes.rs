@@ -152,6 +152,66 @@ fn flow_purpose(id: &str, nonce: &str) -> String {
     format!("flow:{id}:{nonce}")
 }
 
+/// The `providerInfo` of a session: the persisted scope when the provider persists scopes,
+/// else the identity provider's scope with single spaces.
+fn provider_info(
+    session: &stagepass_core::ProviderSession,
+    persisted_scope: Option<&str>,
+    now: time::OffsetDateTime,
+) -> stagepass_core::ProviderInfo {
+    let mut info = session.provider_info(now);
+    info.scope = match persisted_scope {
+        Some(scope) => Some(scope.to_owned()),
+        None => info
+            .scope
+            .map(|s| ScopePolicy::split(&s).collect::<Vec<_>>().join(" ")),
+    };
+    info
+}
+
+/// Writes the session cookies of one provider environment.
+struct SessionCookies<'a> {
+    inner: &'a Inner,
+    id: &'a str,
+    env_name: &'a str,
+    env: &'a OAuthEnvironment,
+    attrs: CookieAttributes,
+    request: &'a RequestCookies,
+    now: time::OffsetDateTime,
+    writer: CookieWriter,
+}
+
+impl SessionCookies<'_> {
+    /// Stores the provider's refresh token, encrypted and bound to provider and environment.
+    fn set_refresh_token(&mut self, token: &RefreshToken) {
+        let sealed = self
+            .inner
+            .cipher
+            .seal(&refresh_purpose(self.id, self.env_name), token.secret());
+        self.writer.set_chunked(
+            &self.attrs,
+            self.request,
+            &refresh_cookie(self.id),
+            &sealed,
+            self.env.session_duration,
+            self.now,
+        );
+    }
+
+    /// Stores the granted scope.
+    fn set_granted_scope(&mut self, scope: &str) {
+        let path = self.attrs.path.clone();
+        self.writer.set(
+            &self.attrs,
+            &path,
+            &scope_cookie(self.id),
+            scope,
+            self.env.session_duration,
+            self.now,
+        );
+    }
+}
+
 async fn not_implemented(method: Method, uri: OriginalUri) -> Response {
     Req::new(method, &uri).error(Error::not_implemented("Not implemented"))
 }
@@ -482,40 +542,27 @@ async fn complete_login(
     };
     let identity = sign_in(inner, env.resolver.as_deref(), &authenticated).await?;
     let now = inner.clock.now();
-    let mut provider_info = authenticated.session.provider_info(now);
-    provider_info.scope = match &granted_scope {
-        Some(scope) => Some(scope.clone()),
-        None => provider_info
-            .scope
-            .map(|s| ScopePolicy::split(&s).collect::<Vec<_>>().join(" ")),
-    };
-
+    let provider_info = provider_info(&authenticated.session, granted_scope.as_deref(), now);
     let app_origin = app_origin_url(inner, state.origin.as_deref());
-    let attrs = CookieAttributes::new(id, &callback, app_origin.as_ref());
-    let mut writer = CookieWriter::new();
+    let mut session_cookies = SessionCookies {
+        inner,
+        id,
+        env_name,
+        env,
+        attrs: CookieAttributes::new(id, &callback, app_origin.as_ref()),
+        request: &cookies,
+        now,
+        writer: CookieWriter::new(),
+    };
     if let Some(scope) = &granted_scope {
-        writer.set(
-            &attrs,
-            &attrs.path,
-            &scope_cookie(id),
-            scope,
-            env.session_duration,
-            now,
-        );
+        session_cookies.set_granted_scope(scope);
     }
     if let Some(refresh) = &authenticated.session.refresh_token {
-        let sealed = inner
-            .cipher
-            .seal(&refresh_purpose(id, env_name), refresh.secret());
-        writer.set_chunked(
-            &attrs,
-            &cookies,
-            &refresh_cookie(id),
-            &sealed,
-            env.session_duration,
-            now,
-        );
+        session_cookies.set_refresh_token(refresh);
     }
+    let SessionCookies {
+        attrs, mut writer, ..
+    } = session_cookies;
     if cookies.get(&flow_cookie(id)).is_some() {
         writer.remove(&attrs, &attrs.handler_path(), &flow_cookie(id), now);
     }
@@ -670,14 +717,11 @@ async fn refresh_oauth(
         .await
         .map_err(failed)?;
     let now = inner.clock.now();
-    let mut provider_info = authenticated.session.provider_info(now);
-    if policy.persist {
-        provider_info.scope = Some(scope.clone());
-    } else {
-        provider_info.scope = provider_info
-            .scope
-            .map(|s| ScopePolicy::split(&s).collect::<Vec<_>>().join(" "));
-    }
+    let provider_info = provider_info(
+        &authenticated.session,
+        policy.persist.then_some(scope.as_str()),
+        now,
+    );
     let callback = callback_url(inner, id, env)?;
     let origin = headers
         .get(header::ORIGIN)
@@ -685,33 +729,25 @@ async fn refresh_oauth(
         .and_then(AllowedOrigins::normalize)
         .filter(|o| inner.origins.is_allowed(o));
     let app_origin = app_origin_url(inner, origin.as_deref());
-    let attrs = CookieAttributes::new(id, &callback, app_origin.as_ref());
-    let mut writer = CookieWriter::new();
+    let mut session_cookies = SessionCookies {
+        inner,
+        id,
+        env_name,
+        env,
+        attrs: CookieAttributes::new(id, &callback, app_origin.as_ref()),
+        request: &cookies,
+        now,
+        writer: CookieWriter::new(),
+    };
     if let Some(new_token) = &authenticated.session.refresh_token
         && new_token != &refresh_token
     {
-        let sealed = inner
-            .cipher
-            .seal(&refresh_purpose(id, env_name), new_token.secret());
-        writer.set_chunked(
-            &attrs,
-            &cookies,
-            &refresh_cookie(id),
-            &sealed,
-            env.session_duration,
-            now,
-        );
+        session_cookies.set_refresh_token(new_token);
     }
     if policy.persist {
-        writer.set(
-            &attrs,
-            &attrs.path,
-            &scope_cookie(id),
-            &scope,
-            env.session_duration,
-            now,
-        );
+        session_cookies.set_granted_scope(&scope);
     }
+    let writer = session_cookies.writer;
     Ok((
         AuthResponse {
             profile: authenticated.profile,

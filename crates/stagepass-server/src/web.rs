@@ -172,8 +172,12 @@ async fn count_requests(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
+    // The route pattern only: query strings carry authorization codes and state.
+    tracing::debug!(%method, %route, status, elapsed_us = started.elapsed().as_micros() as u64, "request");
     let mut counts = requests
         .counts
         .lock()
