@@ -16,6 +16,8 @@
 //! Environment: `PROXY_SHARED_SECRET` (required), `APP_BASE_URL` (default
 //! `http://localhost:3000`), `BACKEND_BASE_URL` (default `http://127.0.0.1:7007`).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -85,14 +87,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let shared_secret = std::env::var("PROXY_SHARED_SECRET")
-        .map_err(|_| "set PROXY_SHARED_SECRET to the secret your proxy sends")?;
-    let app = std::env::var("APP_BASE_URL").unwrap_or_else(|_| "http://localhost:3000".into());
-    let backend_url =
-        std::env::var("BACKEND_BASE_URL").unwrap_or_else(|_| "http://127.0.0.1:7007".into());
-
+/// The auth routes with the custom provider mounted as `proxy`.
+fn router(
+    shared_secret: String,
+    app: &str,
+    backend_url: &str,
+) -> std::result::Result<axum::Router, Box<dyn std::error::Error>> {
     let user_info = Arc::new(MemoryUserInfoStore::new());
     let issuer = TokenFactory::builder(format!("{backend_url}/api/auth"))
         .key_store(Arc::new(MemoryKeyStore::new()))
@@ -109,8 +109,65 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             Arc::new(EmailLocalPartResolver),
         )
         .build()?;
-    let router = axum::Router::new().nest("/api/auth", backend.router());
+    Ok(axum::Router::new().nest("/api/auth", backend.router()))
+}
+
+#[tokio::main]
+async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let shared_secret = std::env::var("PROXY_SHARED_SECRET")
+        .map_err(|_| "set PROXY_SHARED_SECRET to the secret your proxy sends")?;
+    let app = std::env::var("APP_BASE_URL").unwrap_or_else(|_| "http://localhost:3000".into());
+    let backend_url =
+        std::env::var("BACKEND_BASE_URL").unwrap_or_else(|_| "http://127.0.0.1:7007".into());
+    let router = router(shared_secret, &app, &backend_url)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:7007").await?;
     axum::serve(listener, router).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use stagepass_testkit::TestClient;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn signs_in_only_through_the_proxy() {
+        let client = TestClient::new(
+            router(
+                "s3cret".into(),
+                "http://localhost:3000",
+                "http://127.0.0.1:7007",
+            )
+            .unwrap(),
+        );
+        let path = "/api/auth/proxy/refresh?env=development";
+        let res = client
+            .get(path)
+            .header("x-proxy-secret", "s3cret")
+            .header("x-forwarded-email", "jane@example.com")
+            .send()
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        let body = res.json();
+        assert_eq!(body["profile"]["email"], "jane@example.com");
+        assert_eq!(
+            body["backstageIdentity"]["identity"]["userEntityRef"],
+            "user:default/jane"
+        );
+
+        let forged = client
+            .get(path)
+            .header("x-proxy-secret", "guess")
+            .header("x-forwarded-email", "admin@example.com")
+            .send()
+            .await;
+        assert_eq!(forged.status, 401);
+        let missing = client
+            .get(path)
+            .header("x-proxy-secret", "s3cret")
+            .send()
+            .await;
+        assert_eq!(missing.status, 401);
+    }
 }
