@@ -12,7 +12,9 @@ function showError(message) {
 }
 
 function authUrl(provider, path, params = {}) {
-  const url = new URL(`${state.config.authBaseUrl}/${encodeURIComponent(provider)}${path}`);
+  // Same-origin: this page is served by the auth backend itself.
+  const base = new URL(state.config.authBaseUrl).pathname.replace(/\/$/, '');
+  const url = new URL(`${base}/${encodeURIComponent(provider)}${path}`, window.location.origin);
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
   url.searchParams.set('env', state.config.environment);
   return url.toString();
@@ -136,6 +138,18 @@ async function main() {
   state.config = await res.json();
   const list = $('providers');
   $('loading').remove();
+  const home = new URL(state.config.authBaseUrl).origin;
+  if (home !== window.location.origin) {
+    // Cookies and callbacks live on the configured backend URL: sign in there.
+    const p = document.createElement('p');
+    p.className = 'muted';
+    p.append('This server is configured as ');
+    const a = document.createElement('a');
+    a.href = `${home}/`;
+    a.textContent = home;
+    p.append(a, '; sign in from there so that its cookies and callbacks match.');
+    list.append(p);
+  }
   if (state.config.providers.length === 0) {
     const p = document.createElement('p');
     p.className = 'muted';
