@@ -53,14 +53,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod directory;
 mod entity_ref;
 mod error;
 mod profile;
+pub mod resolvers;
 mod secret;
 mod sign_in;
 mod strategy;
 mod token;
 
+pub use directory::{InMemoryDirectory, user_entity};
 pub use entity_ref::{DEFAULT_NAMESPACE, EntityRef, EntityRefError};
 pub use error::{Error, ErrorKind, Result};
 pub use profile::{
