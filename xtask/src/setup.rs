@@ -1,14 +1,19 @@
 //! The environment the checks need: system packages, installed with apt-get where allowed, and
 //! services (databases, test identity providers) that run for the length of `cargo xtask ci`.
 //!
-//! Both lists live here and only here. To add a system package, add a [`SystemPackage`] to
+//! The lists live here and only here. To add a system package, add a [`SystemPackage`] to
 //! [`SYSTEM_PACKAGES`] (or to the `packages` of the [`Service`] that needs it). To add a
 //! service, add a [`Service`] to [`SERVICES`] whose `start` function prepares it (for example
 //! `npm ci` in the IdP's directory, or `initdb` for PostgreSQL), starts it with
 //! [`RunningServices::keep`], waits until it answers (with [`crate::util::poll_until`], never a
-//! bare sleep) and tells the tests how to reach it with [`RunningServices::set_env`].
+//! bare sleep) and tells the tests how to reach it with [`RunningServices::set_env`]. To add an
+//! npm project that tests run with Node.js themselves (a test identity provider each test
+//! starts), add a [`NodeProject`] to [`NODE_PROJECTS`]: this step checks Node.js and npm and
+//! runs `npm ci` there when its `node_modules` is missing or older than its lockfile.
 
 use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -48,6 +53,31 @@ pub(crate) struct Service {
 /// The services the tests need. Empty for now; PostgreSQL and an npm-installed test identity
 /// provider are expected to join it.
 pub(crate) const SERVICES: &[Service] = &[];
+
+/// An npm project in the workspace whose packages the tests need: the tests start its server
+/// themselves with Node.js, so this step only installs it, from its committed lockfile.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeProject {
+    /// Its directory, relative to the workspace root, holding `package.json` and
+    /// `package-lock.json`.
+    pub(crate) dir: &'static str,
+    /// What needs it, printed in messages.
+    pub(crate) why: &'static str,
+}
+
+/// The npm projects the tests need.
+pub(crate) const NODE_PROJECTS: &[NodeProject] = &[NodeProject {
+    dir: "crates/stagepass-testkit/idp/oidc",
+    why: "the test OpenID provider (npm oidc-provider) of stagepass-testkit",
+}];
+
+/// The oldest Node.js major version the [`NODE_PROJECTS`] run on (oidc-provider 9 needs 20).
+const MIN_NODE_MAJOR: u32 = 20;
+
+/// How to get Node.js and npm, shown when they are missing.
+const NODE_INSTALL_HINT: &str = "install Node.js 20 or later with npm (on Debian 13: \
+     `apt-get install -y nodejs npm`; older Debian and Ubuntu releases package an older Node.js: \
+     use NodeSource's nodejs 20 package there)";
 
 /// The services started for a run: their processes, stopped when this is dropped, and the
 /// environment variables that tell the tests where they are.
@@ -101,16 +131,105 @@ impl Drop for RunningServices {
 /// Installing is allowed with `install` (`--install`) or under CI, on a Debian-like machine where
 /// we are root or have password-less sudo. Otherwise a missing package is an error that prints
 /// the exact command to run.
-pub(crate) fn prepare_system(_workspace: &Workspace, install: bool) -> Result<()> {
+///
+/// Then checks Node.js and npm and installs the packages of every [`NODE_PROJECTS`] entry; see
+/// [`prepare_node_projects`].
+pub(crate) fn prepare_system(workspace: &Workspace, install: bool) -> Result<()> {
     let mut packages: Vec<SystemPackage> = SYSTEM_PACKAGES.to_vec();
     for service in SERVICES {
         packages.extend_from_slice(service.packages);
     }
     if packages.is_empty() {
         println!("    system packages: none needed beyond the Rust toolchain");
+    } else {
+        ensure_packages(&packages, install || util::is_ci())?;
+    }
+    prepare_node_projects(workspace, util::is_ci())
+}
+
+/// Checks that Node.js (at least [`MIN_NODE_MAJOR`]) and npm are installed and runs
+/// `npm ci --no-audit --no-fund` in each of [`NODE_PROJECTS`] whose `node_modules` is missing or
+/// older than its lockfile.
+///
+/// Without a suitable Node.js or npm this fails under CI, with what to install; elsewhere it
+/// warns that the tests needing them will skip.
+fn prepare_node_projects(workspace: &Workspace, ci: bool) -> Result<()> {
+    if NODE_PROJECTS.is_empty() {
         return Ok(());
     }
-    ensure_packages(&packages, install || util::is_ci())
+    let why: Vec<&str> = NODE_PROJECTS.iter().map(|project| project.why).collect();
+    let problem = match (node_major(), util::find_executable("npm")) {
+        (None, _) => Some("`node` is not on PATH (or `node --version` failed)".to_owned()),
+        (Some(major), _) if major < MIN_NODE_MAJOR => Some(format!(
+            "`node` is version {major}, older than {MIN_NODE_MAJOR}"
+        )),
+        (Some(_), None) => Some("`npm` is not on PATH".to_owned()),
+        (Some(_), Some(_)) => None,
+    };
+    if let Some(problem) = problem {
+        if ci {
+            bail!(
+                "{problem}, and Node.js {MIN_NODE_MAJOR}+ with npm is needed by {}: {NODE_INSTALL_HINT}",
+                why.join(", ")
+            );
+        }
+        println!(
+            "    node: MISSING ({problem}); the tests that need {} will skip; {NODE_INSTALL_HINT}",
+            why.join(", ")
+        );
+        return Ok(());
+    }
+    println!("    node, npm: installed");
+    for project in NODE_PROJECTS {
+        let dir = workspace.root.join(project.dir);
+        if is_npm_installed(&dir) {
+            println!("    {}: npm packages installed", project.dir);
+            continue;
+        }
+        let mut npm = Command::new("npm");
+        npm.current_dir(&dir)
+            .args(["ci", "--no-audit", "--no-fund"]);
+        println!("    $ (cd {}; {})", project.dir, util::display(&npm));
+        util::run_checked(
+            &mut npm,
+            &format!("see npm's message above; it installs {}", project.why),
+        )?;
+    }
+    Ok(())
+}
+
+/// The major version of the `node` on `PATH`, if it runs.
+fn node_major() -> Option<u32> {
+    util::find_executable("node")?;
+    let output = Command::new("node").arg("--version").output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    parse_node_major(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// `v20.20.2` → 20.
+fn parse_node_major(version: &str) -> Option<u32> {
+    version
+        .trim()
+        .strip_prefix('v')?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether `npm ci` has run in `dir` since its lockfile last changed: npm's own record of the
+/// install, `node_modules/.package-lock.json`, exists and is not older than `package-lock.json`.
+fn is_npm_installed(dir: &Path) -> bool {
+    let modified = |path: &Path| fs::metadata(path).and_then(|meta| meta.modified()).ok();
+    match (
+        modified(&dir.join("node_modules").join(".package-lock.json")),
+        modified(&dir.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(lockfile)) => installed >= lockfile,
+        _ => false,
+    }
 }
 
 /// Starts every service of [`SERVICES`], in order.
@@ -261,7 +380,7 @@ mod tests {
 
     use anyhow::Result;
 
-    use super::{RunningServices, Service, install_command_line};
+    use super::{NODE_PROJECTS, RunningServices, Service, install_command_line, parse_node_major};
     use crate::util::{ChildGuard, Workspace};
 
     #[test]
@@ -274,6 +393,24 @@ mod tests {
             install_command_line(&["wrk"], None),
             "sudo apt-get update && sudo apt-get install -y wrk"
         );
+    }
+
+    #[test]
+    fn reads_node_versions() {
+        assert_eq!(parse_node_major("v20.20.2\n"), Some(20));
+        assert_eq!(parse_node_major("v18.19.1"), Some(18));
+        assert_eq!(parse_node_major("20.1.0"), None);
+    }
+
+    #[test]
+    fn node_projects_have_a_lockfile() -> Result<()> {
+        let workspace = Workspace::locate()?;
+        for project in NODE_PROJECTS {
+            let dir = workspace.root.join(project.dir);
+            assert!(dir.join("package.json").is_file(), "{}", project.dir);
+            assert!(dir.join("package-lock.json").is_file(), "{}", project.dir);
+        }
+        Ok(())
     }
 
     /// A stand-in service: a process that would run for a while and an address for the tests.

@@ -1,14 +1,19 @@
 //! Test support for stagepass: a browser-like client with a cookie jar that drives an axum
-//! router in process, a controllable clock, and a scriptable in-process identity provider
+//! router in process, a controllable clock, a scriptable in-process identity provider
 //! strategy for the protocol tests and the hostile cases a real identity provider will not
-//! produce.
+//! produce, and a real OpenID provider ([`OidcTestProvider`], the npm package `oidc-provider`
+//! run by Node.js on loopback) with an HTTP-driven login.
 
 mod client;
 mod clock;
+mod oidc;
 mod strategy;
 
 pub use client::{TestClient, TestRequest, TestResponse};
 pub use clock::ManualClock;
+pub use oidc::{
+    OidcBrowser, OidcLoginError, OidcStartError, OidcTestProvider, OidcTestProviderBuilder,
+};
 pub use strategy::{TestStrategy, TestStrategyCalls, TestUser};
 
 /// Decodes the two script literals of a popup page: the posted message and the target origin.
