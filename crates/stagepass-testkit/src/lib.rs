@@ -6,6 +6,7 @@
 
 mod client;
 mod clock;
+pub mod conformance;
 mod oidc;
 mod strategy;
 
