@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `guest` | [`guest`]: the development guest provider | yes |
 //! | `sqlite` | SQLite key and user-info stores in [`identity`] | yes |
+//! | `generic-oauth` | `oauth`: the OAuth2/OpenID Connect engine and the generic OpenID Connect provider | no |
 //! | `full` | every provider that builds with the Rust toolchain alone | no |
 //!
 //! Enabling a feature adds a module; it never changes the behaviour of another.
@@ -61,4 +62,11 @@ pub mod identity {
 #[cfg_attr(docsrs, doc(cfg(feature = "guest")))]
 pub mod guest {
     pub use stagepass_guest::*;
+}
+
+/// The OAuth2/OpenID Connect engine and the generic OpenID Connect provider.
+#[cfg(feature = "generic-oauth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "generic-oauth")))]
+pub mod oauth {
+    pub use stagepass_generic_oauth::*;
 }
