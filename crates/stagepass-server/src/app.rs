@@ -17,10 +17,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::config::{
     ConfigError, DatabaseConfig, KeyStoreConfig, ProviderSection, ServerConfig, SqliteLocation,
 };
+use crate::providers;
 use crate::web::{self, PageConfig, PageProvider};
-
-/// The ids of the providers this build can serve, for `No auth provider registered` answers.
-const AVAILABLE_PROVIDERS: &[&str] = &["guest"];
 
 /// The assembled server.
 pub(crate) struct App {
@@ -124,12 +122,16 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         .user_info_store(user_info)
         .session_secret(session_secret)
         .extra_allowed_origins(extra_origins);
-    for id in AVAILABLE_PROVIDERS {
-        builder = builder.installed_provider(*id);
+    let kinds = providers::kinds();
+    let mut available = vec!["guest"];
+    available.extend(kinds.iter().map(|k| k.name()));
+    for name in &available {
+        builder = builder.installed_provider(*name);
     }
     let mut page_providers = Vec::new();
     for section in &config.auth.providers {
-        match section.id.as_str() {
+        let kind_name = providers::kind_name(section)?;
+        match kind_name.as_str() {
             "guest" => {
                 let guest = Arc::new(guest_provider(section, &config.auth.environment)?);
                 builder = builder.proxy_provider("guest", guest.clone(), guest);
@@ -139,14 +141,26 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
                     kind: "proxy",
                 });
             }
-            other => {
-                tracing::warn!(
-                    provider = other,
-                    "auth.providers.{other}: this build has no provider named {other:?} \
-                     (available: {}); requests to it answer 404",
-                    AVAILABLE_PROVIDERS.join(", ")
-                );
-            }
+            other => match kinds.iter().find(|k| k.name() == other) {
+                Some(kind) => {
+                    let environments = providers::oauth_environments(section, kind.as_ref())?;
+                    builder = builder.oauth_provider(section.id.clone(), environments);
+                    page_providers.push(PageProvider {
+                        id: section.id.clone(),
+                        title: kind.title().to_owned(),
+                        kind: "oauth",
+                    });
+                }
+                None => {
+                    tracing::warn!(
+                        provider = other,
+                        "auth.providers.{}: this build has no provider type {other:?} \
+                         (available: {}); requests to it answer 404",
+                        section.id,
+                        available.join(", ")
+                    );
+                }
+            },
         }
     }
     let backend = builder.build().context("building the auth backend")?;

@@ -10,6 +10,7 @@
 
 mod app;
 mod config;
+mod providers;
 mod telemetry;
 mod web;
 
@@ -100,7 +101,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(configs: Vec<PathBuf>) -> anyhow::Result<()> {
-    let config = config::load(&configs, &config::ProcessEnv)?;
+    let kinds = providers::kinds();
+    let available: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    let config = config::load(&configs, &config::ProcessEnv, &available)?;
     config.log_warnings();
     let app = app::build(&config).await?;
     let address = config.backend.listen.address();

@@ -3,11 +3,64 @@
 //! would see it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use serde_json::Value;
+use stagepass_axum::{AuthBackend, OAuthEnvironment};
+use stagepass_core::{SignInResolver, Strategy};
+use stagepass_identity::{MemoryKeyStore, MemoryUserInfoStore, TokenFactory};
 use url::Url;
 
 use crate::TestClient;
+
+/// The app origin [`backend`] allows.
+pub const APP_ORIGIN: &str = "http://localhost:3000";
+
+/// The backend base URL [`backend`] uses (the tokens' issuer is `<it>/api/auth`).
+pub const BACKEND_BASE_URL: &str = "http://localhost:7007";
+
+/// A client of the Backstage routes with one provider mounted as `provider` in the
+/// `development` environment, signing users in with `resolver` (none: delegated access only),
+/// with memory stores.
+pub fn backend(
+    provider: &str,
+    strategy: Arc<dyn Strategy>,
+    resolver: Option<Arc<dyn SignInResolver>>,
+) -> TestClient {
+    let user_info = Arc::new(MemoryUserInfoStore::new());
+    let issuer = TokenFactory::builder(format!("{BACKEND_BASE_URL}/api/auth"))
+        .key_store(Arc::new(MemoryKeyStore::new()))
+        .user_info_store(user_info.clone())
+        .build()
+        .unwrap_or_else(|e| panic!("token factory: {e}"));
+    let mut env = OAuthEnvironment::new(strategy);
+    if let Some(resolver) = resolver {
+        env = env.sign_in(resolver);
+    }
+    let backend = AuthBackend::builder()
+        .app_base_url(Url::parse(APP_ORIGIN).unwrap_or_else(|e| panic!("{e}")))
+        .backend_base_url(Url::parse(BACKEND_BASE_URL).unwrap_or_else(|e| panic!("{e}")))
+        .token_issuer(Arc::new(issuer))
+        .user_info_store(user_info)
+        .oauth_provider(provider, [("development".to_owned(), env)])
+        .build()
+        .unwrap_or_else(|e| panic!("auth backend: {e}"));
+    TestClient::new(axum::Router::new().nest("/api/auth", backend.router()))
+}
+
+impl Expected {
+    /// The expectations of a sign-in through [`backend`]: provider `provider`, environment
+    /// `development`, app origin [`APP_ORIGIN`].
+    pub fn new(provider: &str, user_entity_ref: Option<&str>, email: Option<&str>) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            env: "development".to_owned(),
+            app_origin: APP_ORIGIN.to_owned(),
+            user_entity_ref: user_entity_ref.map(str::to_owned),
+            email: email.map(str::to_owned),
+        }
+    }
+}
 
 /// What a round trip should produce.
 #[derive(Debug, Clone)]

@@ -10,6 +10,9 @@
 //! | `guest` | [`guest`]: the development guest provider | yes |
 //! | `sqlite` | SQLite key and user-info stores in [`identity`] | yes |
 //! | `generic-oauth` | `oauth`: the OAuth2/OpenID Connect engine and the generic OpenID Connect provider | no |
+//! | `google` | `google`: Google sign-in | no |
+//! | `okta` | `okta`: Okta sign-in | no |
+//! | `gitlab` | `gitlab`: GitLab sign-in (gitlab.com and self-hosted) | no |
 //! | `full` | every provider that builds with the Rust toolchain alone | no |
 //!
 //! Enabling a feature adds a module; it never changes the behaviour of another.
@@ -69,4 +72,25 @@ pub mod guest {
 #[cfg_attr(docsrs, doc(cfg(feature = "generic-oauth")))]
 pub mod oauth {
     pub use stagepass_generic_oauth::*;
+}
+
+/// Google sign-in.
+#[cfg(feature = "google")]
+#[cfg_attr(docsrs, doc(cfg(feature = "google")))]
+pub mod google {
+    pub use stagepass_google::*;
+}
+
+/// Okta sign-in.
+#[cfg(feature = "okta")]
+#[cfg_attr(docsrs, doc(cfg(feature = "okta")))]
+pub mod okta {
+    pub use stagepass_okta::*;
+}
+
+/// GitLab sign-in, for gitlab.com and self-hosted instances.
+#[cfg(feature = "gitlab")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gitlab")))]
+pub mod gitlab {
+    pub use stagepass_gitlab::*;
 }

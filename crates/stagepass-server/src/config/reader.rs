@@ -268,6 +268,24 @@ impl<'a> ConfigReader<'a> {
             .collect())
     }
 
+    /// The entries of this section, in order (empty when the section is absent).
+    pub(crate) fn entries(&self) -> Result<Vec<(&'a str, ConfigReader<'a>)>, ConfigError> {
+        let Some(value) = self.value else {
+            return Ok(Vec::new());
+        };
+        let Some(map) = value.as_map() else {
+            return Err(ConfigError::new(
+                Arc::clone(value.file()),
+                self.path.clone(),
+                format!("expected a map, got {}", value.type_name()),
+            ));
+        };
+        Ok(map
+            .iter()
+            .map(|(k, v)| (k, ConfigReader::new(v, key_path(&self.path, k))))
+            .collect())
+    }
+
     /// The required section at `key`; it must be a map.
     pub(crate) fn reader(&self, key: &str) -> Result<ConfigReader<'a>, ConfigError> {
         let found = self.required(key)?;

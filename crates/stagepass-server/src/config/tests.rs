@@ -46,7 +46,7 @@ fn assert_error(result: Result<ServerConfig, ConfigError>, file: &str, key: &str
 
 #[test]
 fn builtin_config_is_a_local_development_setup() {
-    let config = load(&[], &no_env).unwrap();
+    let config = load(&[], &no_env, &[]).unwrap();
     assert_eq!(config.sources.len(), 1);
     assert_eq!(config.sources[0].as_ref(), BUILTIN_CONFIG_NAME);
     assert!(config.warnings.is_empty());
@@ -483,7 +483,7 @@ fn static_key_files_resolve_against_the_declaring_file() {
         "auth:\n  keyStore:\n    provider: static\n    static:\n      keys:\n        - publicKeyFile: keys/public.pem\n          privateKeyFile: /abs/private.pem\n          keyId: key-1\n        - publicKeyFile: old.pem\n          privateKeyFile: old-private.pem\n          keyId: key-0\n          algorithm: ES384\n",
     )
     .unwrap();
-    let config = load(&[base, keys], &no_env).unwrap();
+    let config = load(&[base, keys], &no_env, &[]).unwrap();
     let KeyStoreConfig::Static(static_keys) = &config.auth.key_store else {
         panic!("expected static keys, got {:?}", config.auth.key_store);
     };
@@ -584,12 +584,35 @@ fn files_on_disk_are_named_in_errors() {
     let local = dir.path().join("app-config.local.yaml");
     std::fs::write(&base, MINIMAL).unwrap();
     std::fs::write(&local, "auth:\n  backstageTokenExpiration: later\n").unwrap();
-    let err = load(&[base.clone(), local.clone()], &no_env).unwrap_err();
+    let err = load(&[base.clone(), local.clone()], &no_env, &[]).unwrap_err();
     assert_eq!(err.file.as_ref(), local.display().to_string());
     assert_eq!(err.key, "auth.backstageTokenExpiration");
 
     let missing = dir.path().join("nope.yaml");
-    let err = load(&[base, missing.clone()], &no_env).unwrap_err();
+    let err = load(&[base, missing.clone()], &no_env, &[]).unwrap_err();
     assert_eq!(err.file.as_ref(), missing.display().to_string());
     assert!(err.message.contains("cannot read config file"), "{err}");
+}
+
+#[test]
+fn builtin_config_enables_providers_whose_variables_are_set() {
+    let env = |name: &str| match name {
+        "AUTH_GOOGLE_CLIENT_ID" => Some("id".to_owned()),
+        "AUTH_GOOGLE_CLIENT_SECRET" => Some("secret".to_owned()),
+        "AUTH_GITLAB_CLIENT_ID" => Some("only-half".to_owned()),
+        _ => None,
+    };
+    let config = load(&[], &env, &["google", "gitlab", "okta"]).unwrap();
+    let ids: Vec<&str> = config
+        .auth
+        .providers
+        .iter()
+        .map(|p| p.id.as_str())
+        .collect();
+    assert_eq!(ids, ["guest", "google"]);
+    let google = config.auth.provider("google").unwrap().reader();
+    assert_eq!(google.string("development.clientSecret").unwrap(), "secret");
+    // not compiled in: not enabled
+    let config = load(&[], &env, &["gitlab"]).unwrap();
+    assert_eq!(config.auth.providers.len(), 1);
 }

@@ -1,0 +1,442 @@
+//! Providers from configuration: `auth.providers.<id>`, the provider type behind each id, its
+//! environments, and sign-in resolvers from `signIn.resolvers`.
+//!
+//! An id is also its provider type (`auth.providers.google`), unless the section names the
+//! type with `provider:` beside the environments, which allows several instances of one type
+//! (`auth.providers.corp-sso: {provider: oidc, development: {…}}`).
+
+use std::sync::Arc;
+
+use stagepass::gitlab::GitlabProvider;
+use stagepass::google::GoogleProvider;
+use stagepass::http::OAuthEnvironment;
+use stagepass::oauth::{OidcProvider, TokenEndpointAuthMethod};
+use stagepass::okta::OktaProvider;
+use stagepass::resolvers::{
+    EmailLocalPartMatchingUserEntityName, EmailMatchingUserEntityProfileEmail, MissingUser,
+};
+use stagepass::{ClientSecret, ScopePolicy, SignInResolver, SignInResolverChain, Strategy};
+
+use crate::config::{ConfigError, ConfigReader, ProviderSection};
+
+/// The keys every environment of an OAuth-style provider accepts.
+const COMMON_ENV_KEYS: &[&str] = &[
+    "clientId",
+    "clientSecret",
+    "callbackUrl",
+    "additionalScopes",
+    "sessionDuration",
+    "signIn",
+];
+
+/// The resolvers every provider offers.
+const COMMON_RESOLVERS: &[&str] = &[
+    "emailMatchingUserEntityProfileEmail",
+    "emailLocalPartMatchingUserEntityName",
+];
+
+/// What one environment's strategy is built from, besides its own section.
+pub(crate) struct EnvContext<'a> {
+    /// The environment's section, `auth.providers.<id>.<env>`.
+    pub(crate) reader: ConfigReader<'a>,
+    /// `additionalScopes`, split.
+    pub(crate) additional_scopes: Vec<String>,
+}
+
+/// A provider type that can be configured under `auth.providers`.
+pub(crate) trait ProviderKind: Send + Sync {
+    /// The type name (`oidc`, `google`, …).
+    fn name(&self) -> &'static str;
+
+    /// The title shown on the sign-in page.
+    fn title(&self) -> &'static str;
+
+    /// The keys of an environment section besides [`COMMON_ENV_KEYS`].
+    fn keys(&self) -> &'static [&'static str];
+
+    /// Builds the strategy of one environment.
+    fn strategy(&self, env: &EnvContext<'_>) -> Result<Arc<dyn Strategy>, ConfigError>;
+
+    /// A provider-specific sign-in resolver by name, with its options; `None` when the name
+    /// is not one of this provider's.
+    fn resolver(
+        &self,
+        name: &str,
+        options: &ConfigReader<'_>,
+    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
+        let _ = (name, options);
+        None
+    }
+
+    /// The names of the provider-specific resolvers, for error messages.
+    fn resolver_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// The provider types of this build.
+pub(crate) fn kinds() -> Vec<Box<dyn ProviderKind>> {
+    vec![
+        Box::new(OidcKind),
+        Box::new(GoogleKind),
+        Box::new(OktaKind),
+        Box::new(GitlabKind),
+    ]
+}
+
+fn client_secret(reader: &ConfigReader<'_>) -> Result<ClientSecret, ConfigError> {
+    Ok(ClientSecret::new(reader.secret("clientSecret")?.expose()))
+}
+
+fn build_error(reader: &ConfigReader<'_>, err: impl std::fmt::Display) -> ConfigError {
+    ConfigError::new(
+        reader.file().clone(),
+        reader.path().to_owned(),
+        err.to_string(),
+    )
+}
+
+/// Only `dangerouslyAllowSignInWithoutUserInCatalog` besides `resolver`.
+fn fallback_option(options: &ConfigReader<'_>) -> Result<MissingUser, ConfigError> {
+    options.check_keys(&["resolver", "dangerouslyAllowSignInWithoutUserInCatalog"])?;
+    missing_user(options)
+}
+
+/// `oidc`: any OpenID provider, from its discovery document.
+struct OidcKind;
+
+impl ProviderKind for OidcKind {
+    fn name(&self) -> &'static str {
+        "oidc"
+    }
+
+    fn title(&self) -> &'static str {
+        "OpenID Connect"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &[
+            "metadataUrl",
+            "tokenEndpointAuthMethod",
+            "tokenSignedResponseAlg",
+            "prompt",
+            "timeout",
+            "endSession",
+            "postLogoutRedirectUri",
+        ]
+    }
+
+    fn strategy(&self, env: &EnvContext<'_>) -> Result<Arc<dyn Strategy>, ConfigError> {
+        let r = &env.reader;
+        let mut builder = OidcProvider::builder()
+            .metadata_url(r.url("metadataUrl")?.as_str())
+            .client_id(r.string("clientId")?)
+            .client_secret(client_secret(r)?)
+            .additional_scopes(env.additional_scopes.clone());
+        if let Some(method) = r.optional_string("tokenEndpointAuthMethod")? {
+            let method: TokenEndpointAuthMethod = method
+                .parse()
+                .map_err(|e| r.error("tokenEndpointAuthMethod", format!("{e}")))?;
+            builder = builder.token_endpoint_auth_method(method);
+        }
+        if let Some(alg) = r.optional_string("tokenSignedResponseAlg")? {
+            builder = builder.id_token_signed_response_alg(alg);
+        }
+        if let Some(prompt) = r.optional_string("prompt")? {
+            builder = builder.prompt(prompt);
+        }
+        if let Some(timeout) = r.optional_duration("timeout")? {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(end_session) = r.optional_bool("endSession")? {
+            builder = builder.end_session(end_session);
+        }
+        if let Some(url) = r.optional_url("postLogoutRedirectUri")? {
+            builder = builder.post_logout_redirect_uri(url);
+        }
+        let provider = builder.build().map_err(|e| build_error(r, e))?;
+        Ok(Arc::new(provider))
+    }
+}
+
+/// `google`.
+struct GoogleKind;
+
+impl ProviderKind for GoogleKind {
+    fn name(&self) -> &'static str {
+        "google"
+    }
+
+    fn title(&self) -> &'static str {
+        "Google"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn strategy(&self, env: &EnvContext<'_>) -> Result<Arc<dyn Strategy>, ConfigError> {
+        let r = &env.reader;
+        let provider = GoogleProvider::builder()
+            .client_id(r.string("clientId")?)
+            .client_secret(client_secret(r)?)
+            .additional_scopes(env.additional_scopes.clone())
+            .build()
+            .map_err(|e| build_error(r, e))?;
+        Ok(Arc::new(provider))
+    }
+
+    fn resolver(
+        &self,
+        name: &str,
+        options: &ConfigReader<'_>,
+    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
+        (name == "emailMatchingUserEntityAnnotation").then(|| {
+            let missing = fallback_option(options)?;
+            Ok(
+                Arc::new(stagepass::google::email_matching_user_entity_annotation(
+                    missing,
+                )) as Arc<dyn SignInResolver>,
+            )
+        })
+    }
+
+    fn resolver_names(&self) -> &'static [&'static str] {
+        &["emailMatchingUserEntityAnnotation"]
+    }
+}
+
+/// `okta`.
+struct OktaKind;
+
+impl ProviderKind for OktaKind {
+    fn name(&self) -> &'static str {
+        "okta"
+    }
+
+    fn title(&self) -> &'static str {
+        "Okta"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["audience", "authServerId", "idp"]
+    }
+
+    fn strategy(&self, env: &EnvContext<'_>) -> Result<Arc<dyn Strategy>, ConfigError> {
+        let r = &env.reader;
+        let mut builder = OktaProvider::builder()
+            .audience(r.url("audience")?.as_str())
+            .client_id(r.string("clientId")?)
+            .client_secret(client_secret(r)?)
+            .additional_scopes(env.additional_scopes.clone());
+        if let Some(id) = r.optional_string("authServerId")? {
+            builder = builder.auth_server_id(id);
+        }
+        if let Some(idp) = r.optional_string("idp")? {
+            builder = builder.idp(idp);
+        }
+        Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
+    }
+
+    fn resolver(
+        &self,
+        name: &str,
+        options: &ConfigReader<'_>,
+    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
+        (name == "emailMatchingUserEntityAnnotation").then(|| {
+            let missing = fallback_option(options)?;
+            Ok(
+                Arc::new(stagepass::okta::email_matching_user_entity_annotation(
+                    missing,
+                )) as Arc<dyn SignInResolver>,
+            )
+        })
+    }
+
+    fn resolver_names(&self) -> &'static [&'static str] {
+        &["emailMatchingUserEntityAnnotation"]
+    }
+}
+
+/// `gitlab`.
+struct GitlabKind;
+
+impl ProviderKind for GitlabKind {
+    fn name(&self) -> &'static str {
+        "gitlab"
+    }
+
+    fn title(&self) -> &'static str {
+        "GitLab"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["audience"]
+    }
+
+    fn strategy(&self, env: &EnvContext<'_>) -> Result<Arc<dyn Strategy>, ConfigError> {
+        let r = &env.reader;
+        let mut builder = GitlabProvider::builder()
+            .client_id(r.string("clientId")?)
+            .client_secret(client_secret(r)?)
+            .additional_scopes(env.additional_scopes.clone());
+        if let Some(audience) = r.optional_url("audience")? {
+            builder = builder.audience(audience.as_str());
+        }
+        Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
+    }
+
+    fn resolver(
+        &self,
+        name: &str,
+        options: &ConfigReader<'_>,
+    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
+        (name == "usernameMatchingUserEntityName").then(|| {
+            let missing = fallback_option(options)?;
+            Ok(
+                Arc::new(stagepass::gitlab::username_matching_user_entity_name(
+                    missing,
+                )) as Arc<dyn SignInResolver>,
+            )
+        })
+    }
+
+    fn resolver_names(&self) -> &'static [&'static str] {
+        &["usernameMatchingUserEntityName"]
+    }
+}
+
+/// The type a section configures: its `provider` key, else its id.
+pub(crate) fn kind_name(section: &ProviderSection) -> Result<String, ConfigError> {
+    Ok(section
+        .reader()
+        .optional_string("provider")?
+        .unwrap_or_else(|| section.id.clone()))
+}
+
+/// The environments of an OAuth-style provider section.
+pub(crate) fn oauth_environments(
+    section: &ProviderSection,
+    kind: &dyn ProviderKind,
+) -> Result<Vec<(String, OAuthEnvironment)>, ConfigError> {
+    let reader = section.reader();
+    let mut environments = Vec::new();
+    for (env, env_reader) in reader.entries()? {
+        if env == "provider" {
+            continue;
+        }
+        let mut allowed: Vec<&str> = COMMON_ENV_KEYS.to_vec();
+        allowed.extend_from_slice(kind.keys());
+        env_reader.check_keys(&allowed)?;
+        if env_reader.has("scope") {
+            return Err(env_reader.error(
+                "scope",
+                "the scope option is not supported; use additionalScopes",
+            ));
+        }
+        let additional_scopes = env_reader
+            .optional_string_list("additionalScopes")?
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|s| ScopePolicy::split(s).map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        let ctx = EnvContext {
+            reader: env_reader.clone(),
+            additional_scopes,
+        };
+        let strategy = kind.strategy(&ctx)?;
+        let mut environment = OAuthEnvironment::new(strategy);
+        if let Some(url) = env_reader.optional_url("callbackUrl")? {
+            environment = environment.callback_url(url);
+        }
+        if let Some(duration) = env_reader.optional_duration("sessionDuration")? {
+            let duration = time::Duration::try_from(duration)
+                .map_err(|_| env_reader.error("sessionDuration", "duration out of range"))?;
+            environment = environment.session_duration(duration);
+        }
+        if let Some(resolver) = sign_in_resolvers(&env_reader, kind)? {
+            environment = environment.sign_in(resolver);
+        }
+        environments.push((env.to_owned(), environment));
+    }
+    if environments.is_empty() {
+        return Err(ConfigError::new(
+            reader.file().clone(),
+            reader.path().to_owned(),
+            "no environment configured (expected e.g. `development: {clientId: …}`)",
+        ));
+    }
+    Ok(environments)
+}
+
+/// `signIn.resolvers`: the chain of resolvers, or `None` for delegated access only.
+fn sign_in_resolvers(
+    env: &ConfigReader<'_>,
+    kind: &dyn ProviderKind,
+) -> Result<Option<Arc<dyn SignInResolver>>, ConfigError> {
+    let Some(sign_in) = env.optional_reader("signIn")? else {
+        return Ok(None);
+    };
+    sign_in.check_keys(&["resolvers"])?;
+    let mut chain = Vec::new();
+    for entry in sign_in.reader_list("resolvers")? {
+        let name = entry.string("resolver")?;
+        let resolver = match kind.resolver(&name, &entry) {
+            Some(resolver) => resolver?,
+            None => common_resolver(&name, &entry).ok_or_else(|| {
+                let mut available: Vec<&str> = COMMON_RESOLVERS.to_vec();
+                available.extend_from_slice(kind.resolver_names());
+                entry.error(
+                    "resolver",
+                    format!(
+                        "Sign-in resolver '{name}' is not available (available: {})",
+                        available.join(", ")
+                    ),
+                )
+            })??,
+        };
+        chain.push(resolver);
+    }
+    if chain.is_empty() {
+        return Err(sign_in.error("resolvers", "expected at least one resolver"));
+    }
+    Ok(Some(Arc::new(SignInResolverChain::new(chain))))
+}
+
+/// `dangerouslyAllowSignInWithoutUserInCatalog`.
+pub(crate) fn missing_user(options: &ConfigReader<'_>) -> Result<MissingUser, ConfigError> {
+    Ok(
+        match options.optional_bool("dangerouslyAllowSignInWithoutUserInCatalog")? {
+            Some(true) => MissingUser::DangerouslyAllow,
+            _ => MissingUser::Reject,
+        },
+    )
+}
+
+fn common_resolver(
+    name: &str,
+    options: &ConfigReader<'_>,
+) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
+    let build = || -> Result<Arc<dyn SignInResolver>, ConfigError> {
+        options.check_keys(&[
+            "resolver",
+            "allowedDomains",
+            "dangerouslyAllowSignInWithoutUserInCatalog",
+        ])?;
+        let allowed_domains = options.optional_string_list("allowedDomains")?;
+        let missing_user = missing_user(options)?;
+        Ok(match name {
+            "emailMatchingUserEntityProfileEmail" => {
+                Arc::new(EmailMatchingUserEntityProfileEmail {
+                    allowed_domains,
+                    missing_user,
+                })
+            }
+            _ => Arc::new(EmailLocalPartMatchingUserEntityName {
+                allowed_domains,
+                missing_user,
+            }),
+        })
+    };
+    COMMON_RESOLVERS.contains(&name).then(build)
+}

@@ -1,0 +1,184 @@
+//! Providers configured in `app-config.yaml`, served by the `stagepass-server` process: an
+//! OpenID provider instance under its own id (`provider: oidc`) signing a user in against a
+//! real OpenID provider, and provider configuration errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stagepass_testkit::{OidcTestProvider, parse_popup};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stagepass-server");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start(config: &Path, port: u16, env: &[(&str, &str)]) -> Server {
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .envs(env.iter().copied())
+        .env("LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!(
+                "http://127.0.0.1:{port}/.backstage/health/v1/readiness"
+            ))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return server;
+        }
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("server exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "server not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn config(port: u16, providers: &str) -> String {
+    format!(
+        "app:\n  baseUrl: http://localhost:3000\nbackend:\n  baseUrl: http://127.0.0.1:{port}\n  listen: {{host: 127.0.0.1, port: {port}}}\n  database: {{client: better-sqlite3, connection: ':memory:'}}\nauth:\n  session:\n    secret: provider-test-secret\n  providers:\n{providers}"
+    )
+}
+
+#[tokio::test]
+async fn a_second_oidc_instance_signs_in_against_a_real_idp() {
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let providers = format!(
+        "    corp-sso:\n      provider: oidc\n      development:\n        metadataUrl: {}\n        clientId: {}\n        clientSecret: ${{CORP_SSO_SECRET}}\n        signIn:\n          resolvers:\n            - resolver: emailLocalPartMatchingUserEntityName\n              allowedDomains: [example.com]\n              dangerouslyAllowSignInWithoutUserInCatalog: true\n",
+        idp.discovery_url(),
+        idp.client_id()
+    );
+    let path = dir.path().join("app-config.yaml");
+    std::fs::write(&path, config(port, &providers)).unwrap();
+    // the secret comes from the environment through ${CORP_SSO_SECRET}
+    let _server = start(&path, port, &[("CORP_SSO_SECRET", idp.client_secret())]).await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}/api/auth/corp-sso");
+    let start = browser
+        .get(format!(
+            "{base}/start?env=development&origin=http://localhost:3000&flow=popup&scope="
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let location = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(
+        location.as_str().starts_with(idp.issuer_str()),
+        "{location}"
+    );
+    let callback = idp.login(&location, "carol").await.unwrap();
+    let frame = browser.get(callback.as_str()).send().await.unwrap();
+    assert_eq!(frame.status(), 200);
+    let (message, origin) = parse_popup(&frame.text().await.unwrap()).unwrap();
+    assert_eq!(origin, "http://localhost:3000");
+    assert_eq!(
+        message["response"]["backstageIdentity"]["identity"]["userEntityRef"], "user:default/carol",
+        "{message}"
+    );
+    let refresh = browser
+        .get(format!("{base}/refresh?optional&env=development"))
+        .header("x-requested-with", "XMLHttpRequest")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refresh.status(), 200);
+    let body: serde_json::Value = refresh.json().await.unwrap();
+    assert_eq!(
+        body["profile"]["email"],
+        OidcTestProvider::email_of("carol")
+    );
+    let page: serde_json::Value = browser
+        .get(format!("http://127.0.0.1:{port}/.stagepass/config.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["providers"][0]["id"], "corp-sso");
+    assert_eq!(page["providers"][0]["kind"], "oauth");
+}
+
+#[tokio::test]
+async fn provider_configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "    oidc:\n      development:\n        metadataUrl: http://127.0.0.1:9/.well-known/openid-configuration\n        clientId: a\n        clientSecret: b\n        clientSecrets: typo\n",
+            "auth.providers.oidc.development",
+            "clientSecrets",
+        ),
+        (
+            "    google:\n      development:\n        clientId: a\n        clientSecret: b\n        signIn:\n          resolvers:\n            - resolver: usernameMatchingUserEntityName\n",
+            "auth.providers.google.development.signIn.resolvers",
+            "Sign-in resolver 'usernameMatchingUserEntityName' is not available",
+        ),
+        (
+            "    okta:\n      development:\n        clientId: a\n        clientSecret: b\n",
+            "auth.providers.okta.development.audience",
+            "",
+        ),
+        (
+            "    gitlab:\n      development:\n        clientId: a\n",
+            "auth.providers.gitlab.development.clientSecret",
+            "",
+        ),
+        (
+            "    oidc:\n      development:\n        metadataUrl: http://127.0.0.1:9/x\n        clientId: a\n        clientSecret: b\n        scope: openid\n",
+            "auth.providers.oidc.development.scope",
+            "additionalScopes",
+        ),
+    ];
+    for (providers, key, detail) in cases {
+        let path = dir.path().join("app-config.yaml");
+        std::fs::write(&path, config(free_port(), providers)).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .env("LOG_LEVEL", "error")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{providers} was accepted");
+        assert!(stderr.contains(key), "{key} not in: {stderr}");
+        assert!(stderr.contains(detail), "{detail} not in: {stderr}");
+        assert!(stderr.contains("app-config.yaml"), "{stderr}");
+    }
+}
