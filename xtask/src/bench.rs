@@ -143,6 +143,17 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         fs::write(out, &report).with_context(|| format!("could not write {}", out.display()))?;
         println!("(report written to {})", out.display());
     }
+
+    // The OpenID Connect login round trip against the real identity provider on loopback,
+    // with stagepass's own CPU per login (a harness-less bench of the server crate).
+    println!("\n==> cargo bench -p stagepass-server --bench login");
+    util::run_checked(
+        workspace
+            .cargo()
+            .args(["bench", "-p", "stagepass-server", "--bench", "login"]),
+        "the login benchmark must run",
+    )?;
+
     let misses = misses(&results);
     if !misses.is_empty() {
         println!("targets missed: {}", misses.join("; "));
