@@ -21,7 +21,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_stagepass-server");
 fn cpu_time(pid: u32, ticks_per_second: f64) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // the command name may contain spaces: fields start after the closing parenthesis
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     let utime: f64 = fields[11].parse().unwrap();
     let stime: f64 = fields[12].parse().unwrap();
     Duration::from_secs_f64((utime + stime) / ticks_per_second)
@@ -38,7 +43,10 @@ fn ticks_per_second() -> f64 {
 }
 
 fn count(var: &str, default: u32) -> u32 {
-    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
@@ -48,7 +56,11 @@ async fn main() {
     };
     let logins = count("LOGIN_BENCH_LOGINS", 200);
     let refreshes = count("LOGIN_BENCH_REFRESHES", 1000);
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("app-config.yaml");
     std::fs::write(
@@ -130,7 +142,9 @@ async fn main() {
     let started = Instant::now();
     for _ in 0..refreshes {
         let res = browser
-            .get(format!("{base}/api/auth/oidc/refresh?optional&env=development"))
+            .get(format!(
+                "{base}/api/auth/oidc/refresh?optional&env=development"
+            ))
             .header("x-requested-with", "XMLHttpRequest")
             .send()
             .await
@@ -144,7 +158,9 @@ async fn main() {
     let _ = server.wait();
 
     let per = |d: Duration, n: u32| d.as_secs_f64() * 1000.0 / f64::from(n);
-    println!("## OpenID Connect login through stagepass-server (release), oidc-provider on loopback\n");
+    println!(
+        "## OpenID Connect login through stagepass-server (release), oidc-provider on loopback\n"
+    );
     println!("| operation | count | wall per op | stagepass CPU per op | target |");
     println!("|---|---:|---:|---:|---:|");
     println!(
