@@ -1,17 +1,20 @@
-//! The OAuth 2.0 and OpenID Connect engine of [stagepass], and Backstage's generic `oidc`
-//! provider built on it.
+//! The OAuth 2.0 and OpenID Connect engine of [stagepass], and Backstage's generic `oidc` and
+//! `oauth2` providers built on it.
 //!
-//! [`OidcProvider`] is a [`Strategy`](stagepass_core::Strategy): the protocol layer
-//! (`stagepass-axum`) calls it for `/start`, `/handler/frame`, `/refresh` and `/logout`, and
-//! keeps what it returns in encrypted cookies. Thin provider crates (Google, Okta, GitLab) build
-//! one with their endpoints, scopes, authorization parameters and a [`ProfileMapper`].
+//! [`OidcProvider`] and [`OAuth2Provider`] are [`Strategy`](stagepass_core::Strategy)s: the
+//! protocol layer (`stagepass-axum`) calls them for `/start`, `/handler/frame`, `/refresh` and
+//! `/logout`, and keeps what they return in encrypted cookies. Thin provider crates (Google,
+//! Okta, GitLab) build an [`OidcProvider`] with their endpoints, scopes, authorization
+//! parameters and a [`ProfileMapper`]; plain OAuth 2.0 providers (GitHub) use the
+//! [`OAuth2Client`] directly.
 //!
-//! The engine has two halves:
+//! The engine has these parts:
 //!
 //! | part | what | types |
 //! |---|---|---|
-//! | OAuth 2.0 | authorization URL with PKCE S256, code exchange, refresh grant, RFC 7009 revocation, error mapping | [`OAuth2Client`], [`OAuth2Endpoints`], [`TokenSet`] |
+//! | OAuth 2.0 | authorization URL with PKCE S256, code exchange, refresh grant, RFC 7009 revocation, error mapping (also of HTTP 200 error bodies, as GitHub sends) | [`OAuth2Client`], [`OAuth2Endpoints`], [`TokenSet`] |
 //! | OpenID Connect | discovery (lazy, retried with backoff), ID token validation (Core 3.1.3.7), key re-fetch on rotation, UserInfo, end-session | [`OidcProvider`], [`OidcProviderBuilder`] |
+//! | generic OAuth 2.0 | Backstage's `oauth2` provider: configured endpoints, a profile URL mapped with [`ProfileFields`], PKCE unless dangerously disabled | [`OAuth2Provider`], [`OAuth2ProviderBuilder`] |
 //! | HTTP | timeouts, a response size cap, no redirects, `User-Agent: stagepass`, errors without secrets | [`HttpClient`], [`HttpError`] |
 //!
 //! # Features
@@ -25,7 +28,8 @@
 //! - Flow data (between `start` and the callback): compact JSON
 //!   `{"code_verifier":"…","nonce":"…","scope":"…"}`.
 //! - The refresh-cookie value: compact JSON `{"rt":"<refresh token>","idt":"<ID token>"}`, so
-//!   that logout can send `id_token_hint`; a bare refresh token is accepted too.
+//!   that logout can send `id_token_hint` (the generic OAuth 2.0 provider keeps the ID token
+//!   only when its profile comes from it); a bare refresh token is accepted too.
 //!
 //! The protocol layer encrypts both.
 //!
@@ -78,6 +82,32 @@
 //! # let _ = google;
 //! ```
 //!
+//! The generic OAuth 2.0 provider, for a server with a userinfo-style profile endpoint:
+//!
+//! ```
+//! use stagepass_core::resolvers::MissingUser;
+//! use stagepass_core::{ClientSecret, Strategy};
+//! use stagepass_generic_oauth::{
+//!     OAuth2Provider, ProfileFields, username_matching_user_entity_name,
+//! };
+//!
+//! let provider = OAuth2Provider::builder()
+//!     .authorization_url("https://auth.example.com/oauth/authorize")
+//!     .token_url("https://auth.example.com/oauth/token")
+//!     .profile_url("https://api.example.com/me")
+//!     .profile_fields(ProfileFields::default().picture(["avatar_url"]))
+//!     .client_id("backstage")
+//!     .client_secret(ClientSecret::new("from-the-environment"))
+//!     .include_basic_auth(true)
+//!     .additional_scopes(["read_user"])
+//!     .build()
+//!     .expect("a valid configuration");
+//! assert!(provider.scope_policy().required.is_empty());
+//! // signIn.resolvers: [{resolver: usernameMatchingUserEntityName}]
+//! let resolver = username_matching_user_entity_name(MissingUser::Reject);
+//! # let _ = resolver;
+//! ```
+//!
 //! [stagepass]: https://github.com/stagepass/stagepass
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -85,6 +115,7 @@
 
 mod http;
 mod oauth;
+mod oauth2_provider;
 mod oidc;
 mod profile;
 mod session;
@@ -93,6 +124,10 @@ pub use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpClient, H
 pub use crate::oauth::{
     AuthorizationParams, AuthorizationRedirect, OAuth2Client, OAuth2Endpoints,
     TokenEndpointAuthMethod, TokenSet, UnsupportedAuthMethod,
+};
+pub use crate::oauth2_provider::{
+    ID_ATTRIBUTE, OAuth2BuildError, OAuth2Provider, OAuth2ProviderBuilder, ProfileFields,
+    USERNAME_ATTRIBUTE, username_matching_user_entity_name,
 };
 pub use crate::oidc::{
     BuildError, DEFAULT_CLOCK_SKEW, DEFAULT_REQUIRED_SCOPES, OidcProvider, OidcProviderBuilder,

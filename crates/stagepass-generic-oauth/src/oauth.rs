@@ -240,8 +240,10 @@ impl Grant {
 /// default) and talks to the token and revocation endpoints through an [`HttpClient`].
 ///
 /// Token endpoint errors become `AuthenticationError`s such as
-/// `Authentication failed, invalid_grant: <description>`; an unreachable or failing server
-/// becomes a `ServiceUnavailableError`. No message carries a token, a code or the secret.
+/// `Authentication failed, invalid_grant: <description>`, also when the server sends its error
+/// body with HTTP 200 (GitHub's `bad_verification_code`); a token response without
+/// `access_token` says so; an unreachable or failing server becomes a
+/// `ServiceUnavailableError`. No message carries a token, a code or the secret.
 #[derive(Clone)]
 pub struct OAuth2Client {
     client_id: String,
@@ -525,6 +527,19 @@ pub(crate) fn sanitize(text: &str) -> String {
     out
 }
 
+/// An RFC 6749 section 5.2 error response as an `AuthenticationError`:
+/// `<prefix>, <error>: <error_description>`.
+fn server_error(prefix: &str, response: &BasicErrorResponse) -> Error {
+    let code = sanitize(response.error().as_ref());
+    let message = match response.error_description() {
+        Some(description) if !description.is_empty() => {
+            format!("{prefix}, {code}: {}", sanitize(description))
+        }
+        _ => format!("{prefix}, {code}"),
+    };
+    Error::authentication(message)
+}
+
 /// Maps a failed token request onto a Backstage error. The response body is never included:
 /// it may carry tokens.
 pub(crate) fn token_error(
@@ -533,21 +548,32 @@ pub(crate) fn token_error(
 ) -> Error {
     let prefix = grant.prefix();
     match error {
-        RequestTokenError::ServerResponse(response) => {
-            let code = sanitize(response.error().as_ref());
-            let message = match response.error_description() {
-                Some(description) if !description.is_empty() => {
-                    format!("{prefix}, {code}: {}", sanitize(description))
-                }
-                _ => format!("{prefix}, {code}"),
-            };
-            Error::authentication(message)
-        }
+        RequestTokenError::ServerResponse(response) => server_error(prefix, &response),
         RequestTokenError::Request(error) => Error::from(error),
-        RequestTokenError::Parse(error, _body) => Error::authentication(format!(
-            "{prefix}, the identity provider sent an invalid token response (at `{}`)",
-            error.path()
-        )),
+        RequestTokenError::Parse(error, body) => {
+            // Some servers (GitHub) answer token errors with HTTP 200 and an RFC 6749
+            // section 5.2 error body: that is the server's answer, not a malformed response.
+            if let Ok(response) = serde_json::from_slice::<BasicErrorResponse>(&body)
+                && !response.error().as_ref().is_empty()
+            {
+                return server_error(prefix, &response);
+            }
+            // serde names the missing member (one of ours) without quoting any value.
+            let detail = error.inner().to_string();
+            match detail
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split_once('`'))
+            {
+                Some((field, _)) => Error::authentication(format!(
+                    "{prefix}, the identity provider sent a token response without `{}`",
+                    sanitize(field)
+                )),
+                None => Error::authentication(format!(
+                    "{prefix}, the identity provider sent an invalid token response (at `{}`)",
+                    error.path()
+                )),
+            }
+        }
         RequestTokenError::Other(detail) => Error::authentication(format!(
             "{prefix}, the identity provider sent an invalid token response: {}",
             sanitize(&detail)

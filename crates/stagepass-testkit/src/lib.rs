@@ -1,17 +1,21 @@
 //! Test support for stagepass: a browser-like client with a cookie jar that drives an axum
 //! router in process, a controllable clock, a scriptable in-process identity provider
 //! strategy for the protocol tests and the hostile cases a real identity provider will not
-//! produce, and a real OpenID provider ([`OidcTestProvider`], the npm package `oidc-provider`
-//! run by Node.js on loopback) with an HTTP-driven login.
+//! produce, a real OpenID provider ([`OidcTestProvider`], the npm package `oidc-provider`
+//! run by Node.js on loopback) with an HTTP-driven login, and a GitHub stand-in
+//! ([`GithubFixture`], in process on loopback) that answers GitHub's OAuth and user endpoints
+//! the documented way.
 
 mod client;
 mod clock;
 pub mod conformance;
+pub mod github;
 mod oidc;
 mod strategy;
 
 pub use client::{TestClient, TestRequest, TestResponse};
 pub use clock::ManualClock;
+pub use github::{GithubFixture, GithubFixtureBuilder, GithubTestUser};
 pub use oidc::{
     OidcBrowser, OidcLoginError, OidcStartError, OidcTestProvider, OidcTestProviderBuilder,
 };
