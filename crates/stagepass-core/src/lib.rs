@@ -9,6 +9,7 @@
 //! | [`Strategy`] | one identity provider's start → callback → refresh → logout |
 //! | [`ProxyAuthenticator`] | a provider that identifies the user from the request (guest, proxies) |
 //! | [`SignInResolver`], [`AuthResolverContext`] | from the provider's user to a Backstage identity |
+//! | [`SignInResolverRegistry`] | resolvers written in code, selected by name from configuration |
 //! | [`UserDirectory`] | where users and groups are looked up |
 //! | [`TokenIssuer`], [`KeyStore`] | Backstage identity tokens and their published keys |
 //! | [`Error`] | errors that carry Backstage's error names and statuses |
@@ -75,7 +76,8 @@ pub use secret::{
 };
 pub use sign_in::{
     AuthResolverContext, EmptyDirectory, SignInInfo, SignInResolver, SignInResolverChain,
-    TokenParams, UNRESOLVED_USER_MESSAGE, UserDirectory, UserEntity, UserQuery,
+    SignInResolverFactory, SignInResolverRegistry, SignInResolverRegistryError, TokenParams,
+    UNRESOLVED_USER_MESSAGE, UserDirectory, UserEntity, UserQuery,
 };
 pub use strategy::{
     AuthenticateRequest, Authenticated, LogoutRequest, LogoutResponse, Params, ProxyAuthenticator,

@@ -215,3 +215,263 @@ impl SignInResolver for SignInResolverChain {
         Err(Error::not_found(UNRESOLVED_USER_MESSAGE))
     }
 }
+
+/// Builds a resolver from the options of a `signIn.resolvers` entry (the entry without its
+/// `resolver` key), or explains why the options are not acceptable.
+pub type SignInResolverFactory =
+    dyn Fn(&Value) -> std::result::Result<Arc<dyn SignInResolver>, String> + Send + Sync;
+
+/// Why a [`SignInResolverRegistry`] could not build a resolver. Both are configuration
+/// mistakes: a server reports them at start, naming the configuration key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignInResolverRegistryError {
+    /// No resolver is registered under the name (Backstage's wording).
+    #[error("Sign-in resolver '{0}' is not available")]
+    Unknown(String),
+    /// The factory refused the options (Backstage's wording, followed by the factory's reason).
+    #[error("Invalid sign-in resolver options, {message}")]
+    InvalidOptions {
+        /// The resolver's name.
+        name: String,
+        /// Why the options were refused.
+        message: String,
+    },
+}
+
+/// Sign-in resolvers written in code, registered by name so that configuration can select
+/// them, as Backstage's `signIn.resolvers: [{resolver: <name>, …options}]` does.
+///
+/// A factory receives the options of the configuration entry (the entry without `resolver`,
+/// an empty object when there are none) and returns the resolver, or a message saying what is
+/// wrong with the options. Register either a factory on raw JSON ([`register`]), a factory on
+/// typed options deserialised with serde ([`register_typed`]), or a ready resolver that takes
+/// no options ([`register_resolver`]). Registering a name again replaces the earlier entry.
+///
+/// [`register`]: SignInResolverRegistry::register
+/// [`register_typed`]: SignInResolverRegistry::register_typed
+/// [`register_resolver`]: SignInResolverRegistry::register_resolver
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use serde::Deserialize;
+/// use stagepass_core::resolvers::EmailLocalPartMatchingUserEntityName;
+/// use stagepass_core::{SignInResolver, SignInResolverRegistry};
+///
+/// #[derive(Deserialize)]
+/// #[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// struct Options {
+///     allowed_domains: Vec<String>,
+/// }
+///
+/// let mut registry = SignInResolverRegistry::new();
+/// registry.register_typed("corpLocalPart", |options: Options| {
+///     Ok(Arc::new(EmailLocalPartMatchingUserEntityName {
+///         allowed_domains: Some(options.allowed_domains),
+///         ..Default::default()
+///     }) as Arc<dyn SignInResolver>)
+/// });
+///
+/// // What a server does with `{resolver: corpLocalPart, allowedDomains: [example.com]}`:
+/// let options = serde_json::json!({"allowedDomains": ["example.com"]});
+/// assert!(registry.build("corpLocalPart", &options).is_ok());
+/// assert!(registry.build("corpLocalPart", &serde_json::json!({"typo": 1})).is_err());
+/// assert!(registry.build("unknown", &options).is_err());
+/// ```
+#[derive(Clone, Default)]
+pub struct SignInResolverRegistry {
+    factories: BTreeMap<String, Arc<SignInResolverFactory>>,
+}
+
+impl std::fmt::Debug for SignInResolverRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInResolverRegistry")
+            .field("names", &self.factories.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SignInResolverRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a factory under `name`. It receives the entry's options as JSON.
+    pub fn register<F>(&mut self, name: impl Into<String>, factory: F) -> &mut Self
+    where
+        F: Fn(&Value) -> std::result::Result<Arc<dyn SignInResolver>, String>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.factories.insert(name.into(), Arc::new(factory));
+        self
+    }
+
+    /// Registers a factory whose options are deserialised into `T` first; a deserialisation
+    /// error is reported as invalid options. Use `#[serde(deny_unknown_fields)]` on `T` to
+    /// refuse misspelt keys.
+    pub fn register_typed<T, F>(&mut self, name: impl Into<String>, factory: F) -> &mut Self
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(T) -> std::result::Result<Arc<dyn SignInResolver>, String> + Send + Sync + 'static,
+    {
+        self.register(name, move |options: &Value| {
+            let options = T::deserialize(options).map_err(|e| e.to_string())?;
+            factory(options)
+        })
+    }
+
+    /// Registers a resolver that takes no options; an entry with options is refused with
+    /// Backstage's `sign-in resolver does not accept options`.
+    pub fn register_resolver(
+        &mut self,
+        name: impl Into<String>,
+        resolver: Arc<dyn SignInResolver>,
+    ) -> &mut Self {
+        self.register(name, move |options: &Value| {
+            let empty = match options {
+                Value::Null => true,
+                Value::Object(map) => map.is_empty(),
+                _ => false,
+            };
+            if empty {
+                Ok(Arc::clone(&resolver))
+            } else {
+                Err("sign-in resolver does not accept options".to_owned())
+            }
+        })
+    }
+
+    /// Whether a resolver is registered under `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.factories.contains_key(name)
+    }
+
+    /// The registered names, sorted (for "available resolvers" messages).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.factories.keys().map(String::as_str)
+    }
+
+    /// Builds the resolver registered under `name` with `options`: the configuration entry
+    /// without its `resolver` key (a `resolver` key still present is removed; `null` counts as
+    /// no options).
+    pub fn build(
+        &self,
+        name: &str,
+        options: &Value,
+    ) -> std::result::Result<Arc<dyn SignInResolver>, SignInResolverRegistryError> {
+        let factory = self
+            .factories
+            .get(name)
+            .ok_or_else(|| SignInResolverRegistryError::Unknown(name.to_owned()))?;
+        let options = match options {
+            Value::Object(map) if map.contains_key("resolver") => {
+                let mut map = map.clone();
+                map.remove("resolver");
+                Value::Object(map)
+            }
+            Value::Null => Value::Object(Map::new()),
+            other => other.clone(),
+        };
+        factory(&options).map_err(|message| SignInResolverRegistryError::InvalidOptions {
+            name: name.to_owned(),
+            message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    struct Fixed;
+
+    #[async_trait]
+    impl SignInResolver for Fixed {
+        async fn resolve(
+            &self,
+            _info: &SignInInfo,
+            _ctx: &dyn AuthResolverContext,
+        ) -> Result<IssuedToken> {
+            Err(Error::not_found("never"))
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Options {
+        #[allow(dead_code)]
+        allowed_domain: String,
+    }
+
+    fn registry() -> SignInResolverRegistry {
+        let mut registry = SignInResolverRegistry::new();
+        registry
+            .register_resolver("fixed", Arc::new(Fixed))
+            .register_typed("typed", |_: Options| {
+                Ok(Arc::new(Fixed) as Arc<dyn SignInResolver>)
+            })
+            .register("raw", |options| match options.get("fail") {
+                Some(_) => Err("told to fail".into()),
+                None => Ok(Arc::new(Fixed) as Arc<dyn SignInResolver>),
+            });
+        registry
+    }
+
+    #[test]
+    fn builds_by_name_with_options() {
+        let registry = registry();
+        assert_eq!(
+            registry.names().collect::<Vec<_>>(),
+            ["fixed", "raw", "typed"]
+        );
+        assert!(registry.contains("typed"));
+        assert!(registry.build("fixed", &json!({})).is_ok());
+        assert!(registry.build("fixed", &Value::Null).is_ok());
+        assert!(
+            registry
+                .build("fixed", &json!({"resolver": "fixed"}))
+                .is_ok()
+        );
+        assert!(
+            registry
+                .build(
+                    "typed",
+                    &json!({"resolver": "typed", "allowedDomain": "a.com"})
+                )
+                .is_ok()
+        );
+        assert!(registry.build("raw", &json!({"anything": 1})).is_ok());
+    }
+
+    #[test]
+    fn reports_unknown_names_and_bad_options() {
+        let registry = registry();
+        let err = registry.build("nope", &json!({})).err().unwrap();
+        assert_eq!(err.to_string(), "Sign-in resolver 'nope' is not available");
+        let err = registry.build("fixed", &json!({"x": 1})).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "Invalid sign-in resolver options, sign-in resolver does not accept options"
+        );
+        let err = registry
+            .build("typed", &json!({"allowedDomian": "a"}))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("unknown field `allowedDomian`"),
+            "{err}"
+        );
+        let err = registry.build("raw", &json!({"fail": true})).err().unwrap();
+        assert!(matches!(
+            err,
+            SignInResolverRegistryError::InvalidOptions { ref name, ref message }
+                if name == "raw" && message == "told to fail"
+        ));
+    }
+}
