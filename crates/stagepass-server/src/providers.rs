@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
+use stagepass::github::GithubProvider;
 use stagepass::gitlab::GitlabProvider;
 use stagepass::google::GoogleProvider;
 use stagepass::http::OAuthEnvironment;
-use stagepass::oauth::{OidcProvider, TokenEndpointAuthMethod};
+use stagepass::oauth::{OAuth2Provider, OidcProvider, ProfileFields, TokenEndpointAuthMethod};
 use stagepass::okta::OktaProvider;
 use stagepass::resolvers::{
     EmailLocalPartMatchingUserEntityName, EmailMatchingUserEntityProfileEmail, MissingUser,
@@ -81,6 +82,8 @@ pub(crate) fn kinds() -> Vec<Box<dyn ProviderKind>> {
         Box::new(GoogleKind),
         Box::new(OktaKind),
         Box::new(GitlabKind),
+        Box::new(GithubKind),
+        Box::new(OAuth2Kind),
     ]
 }
 
@@ -325,15 +328,19 @@ pub(crate) fn oauth_environments(
         if env == "provider" {
             continue;
         }
-        let mut allowed: Vec<&str> = COMMON_ENV_KEYS.to_vec();
-        allowed.extend_from_slice(kind.keys());
-        env_reader.check_keys(&allowed)?;
         if env_reader.has("scope") {
             return Err(env_reader.error(
                 "scope",
-                "the scope option is not supported; use additionalScopes",
+                format!(
+                    "The {} provider no longer supports the \"scope\" configuration option. \
+                     Please use the \"additionalScopes\" option instead.",
+                    kind.name()
+                ),
             ));
         }
+        let mut allowed: Vec<&str> = COMMON_ENV_KEYS.to_vec();
+        allowed.extend_from_slice(kind.keys());
+        env_reader.check_keys(&allowed)?;
         let additional_scopes = env_reader
             .optional_string_list("additionalScopes")?
             .unwrap_or_default()
@@ -439,4 +446,147 @@ fn common_resolver(
         })
     };
     COMMON_RESOLVERS.contains(&name).then(build)
+}
+
+/// `github`: github.com or GitHub Enterprise Server.
+struct GithubKind;
+
+impl ProviderKind for GithubKind {
+    fn name(&self) -> &'static str {
+        "github"
+    }
+
+    fn title(&self) -> &'static str {
+        "GitHub"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["enterpriseInstanceUrl"]
+    }
+
+    fn strategy(&self, env: &EnvContext<'_>) -> Result<Arc<dyn Strategy>, ConfigError> {
+        let r = &env.reader;
+        let mut builder = GithubProvider::builder()
+            .client_id(r.string("clientId")?)
+            .client_secret(client_secret(r)?)
+            .additional_scopes(env.additional_scopes.clone());
+        if let Some(url) = r.optional_url("enterpriseInstanceUrl")? {
+            builder = builder.enterprise_instance_url(url.as_str());
+        }
+        Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
+    }
+
+    fn resolver(
+        &self,
+        name: &str,
+        options: &ConfigReader<'_>,
+    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
+        use stagepass::github::resolvers;
+        match name {
+            "usernameMatchingUserEntityName" => Some(fallback_option(options).map(|missing| {
+                Arc::new(resolvers::username_matching_user_entity_name(missing))
+                    as Arc<dyn SignInResolver>
+            })),
+            "userIdMatchingUserEntityAnnotation" => Some(fallback_option(options).map(|missing| {
+                Arc::new(resolvers::user_id_matching_user_entity_annotation(missing))
+                    as Arc<dyn SignInResolver>
+            })),
+            _ => None,
+        }
+    }
+
+    fn resolver_names(&self) -> &'static [&'static str] {
+        &[
+            "usernameMatchingUserEntityName",
+            "userIdMatchingUserEntityAnnotation",
+        ]
+    }
+}
+
+/// `oauth2`: any OAuth 2.0 server, with a profile URL.
+struct OAuth2Kind;
+
+impl ProviderKind for OAuth2Kind {
+    fn name(&self) -> &'static str {
+        "oauth2"
+    }
+
+    fn title(&self) -> &'static str {
+        "OAuth 2.0"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &[
+            "authorizationUrl",
+            "tokenUrl",
+            "profileUrl",
+            "profileFields",
+            "includeBasicAuth",
+            "disableRefresh",
+            "dangerouslyDisablePkce",
+            "timeout",
+        ]
+    }
+
+    fn strategy(&self, env: &EnvContext<'_>) -> Result<Arc<dyn Strategy>, ConfigError> {
+        let r = &env.reader;
+        let mut builder = OAuth2Provider::builder()
+            .authorization_url(r.url("authorizationUrl")?.as_str())
+            .token_url(r.url("tokenUrl")?.as_str())
+            .client_id(r.string("clientId")?)
+            .client_secret(client_secret(r)?)
+            .additional_scopes(env.additional_scopes.clone())
+            .include_basic_auth(r.optional_bool("includeBasicAuth")?.unwrap_or(false))
+            .disable_refresh(r.optional_bool("disableRefresh")?.unwrap_or(false))
+            .dangerously_disable_pkce(r.optional_bool("dangerouslyDisablePkce")?.unwrap_or(false));
+        if let Some(url) = r.optional_url("profileUrl")? {
+            builder = builder.profile_url(url.as_str());
+        }
+        if let Some(timeout) = r.optional_duration("timeout")? {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(fields) = r.optional_reader("profileFields")? {
+            fields.check_keys(&["id", "email", "displayName", "picture", "username"])?;
+            let mut mapping = ProfileFields::default();
+            let list = |key: &str| -> Result<Option<Vec<String>>, ConfigError> {
+                fields.optional_string_list(key)
+            };
+            if let Some(v) = list("id")? {
+                mapping = mapping.id(v);
+            }
+            if let Some(v) = list("email")? {
+                mapping = mapping.email(v);
+            }
+            if let Some(v) = list("displayName")? {
+                mapping = mapping.display_name(v);
+            }
+            if let Some(v) = list("picture")? {
+                mapping = mapping.picture(v);
+            }
+            if let Some(v) = list("username")? {
+                mapping = mapping.username(v);
+            }
+            builder = builder.profile_fields(mapping);
+        }
+        Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
+    }
+
+    fn resolver(
+        &self,
+        name: &str,
+        options: &ConfigReader<'_>,
+    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
+        (name == "usernameMatchingUserEntityName").then(|| {
+            options.check_keys(&["resolver"])?;
+            Ok(
+                Arc::new(stagepass::oauth::username_matching_user_entity_name(
+                    MissingUser::Reject,
+                )) as Arc<dyn SignInResolver>,
+            )
+        })
+    }
+
+    fn resolver_names(&self) -> &'static [&'static str] {
+        &["usernameMatchingUserEntityName"]
+    }
 }

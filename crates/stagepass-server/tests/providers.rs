@@ -162,7 +162,7 @@ async fn provider_configuration_errors_name_the_key() {
         (
             "    oidc:\n      development:\n        metadataUrl: http://127.0.0.1:9/x\n        clientId: a\n        clientSecret: b\n        scope: openid\n",
             "auth.providers.oidc.development.scope",
-            "additionalScopes",
+            "no longer supports the \"scope\" configuration option",
         ),
     ];
     for (providers, key, detail) in cases {

@@ -9,10 +9,12 @@
 //! |---|---|---|
 //! | `guest` | [`guest`]: the development guest provider | yes |
 //! | `sqlite` | SQLite key and user-info stores in [`identity`] | yes |
-//! | `generic-oauth` | `oauth`: the OAuth2/OpenID Connect engine and the generic OpenID Connect provider | no |
+//! | `generic-oauth` | `oauth`: the OAuth2/OpenID Connect engine and the generic OpenID Connect and OAuth 2.0 providers | no |
 //! | `google` | `google`: Google sign-in | no |
 //! | `okta` | `okta`: Okta sign-in | no |
 //! | `gitlab` | `gitlab`: GitLab sign-in (gitlab.com and self-hosted) | no |
+//! | `catalog` | `catalog`: user directories from catalog files and the Backstage catalog API | no |
+//! | `github` | `github`: GitHub sign-in (github.com and Enterprise Server, OAuth Apps and GitHub Apps) | no |
 //! | `full` | every provider that builds with the Rust toolchain alone | no |
 //!
 //! Enabling a feature adds a module; it never changes the behaviour of another.
@@ -67,7 +69,7 @@ pub mod guest {
     pub use stagepass_guest::*;
 }
 
-/// The OAuth2/OpenID Connect engine and the generic OpenID Connect provider.
+/// The OAuth2/OpenID Connect engine and the generic OpenID Connect and OAuth 2.0 providers.
 #[cfg(feature = "generic-oauth")]
 #[cfg_attr(docsrs, doc(cfg(feature = "generic-oauth")))]
 pub mod oauth {
@@ -93,4 +95,18 @@ pub mod okta {
 #[cfg_attr(docsrs, doc(cfg(feature = "gitlab")))]
 pub mod gitlab {
     pub use stagepass_gitlab::*;
+}
+
+/// GitHub sign-in, for github.com and GitHub Enterprise Server.
+#[cfg(feature = "github")]
+#[cfg_attr(docsrs, doc(cfg(feature = "github")))]
+pub mod github {
+    pub use stagepass_github::*;
+}
+
+/// User directories for sign-in resolvers: local catalog files and the Backstage catalog API.
+#[cfg(feature = "catalog")]
+#[cfg_attr(docsrs, doc(cfg(feature = "catalog")))]
+pub mod catalog {
+    pub use stagepass_catalog::*;
 }
