@@ -17,8 +17,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::config::{
     ConfigError, DatabaseConfig, KeyStoreConfig, ProviderSection, ServerConfig, SqliteLocation,
 };
-use crate::providers;
 use crate::web::{self, PageConfig, PageProvider};
+use crate::{catalog, providers};
 
 /// The assembled server.
 pub(crate) struct App {
@@ -115,6 +115,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
     let mut extra_origins = config.auth.extra_allowed_origins.clone();
     extra_origins.push(config.backend.base_url.origin().ascii_serialization());
 
+    let directory = catalog::directory(&config.reader())?;
     let mut builder = AuthBackend::builder()
         .app_base_url(config.app.base_url.clone())
         .backend_base_url(config.backend.base_url.clone())
@@ -122,6 +123,9 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         .user_info_store(user_info)
         .session_secret(session_secret)
         .extra_allowed_origins(extra_origins);
+    if let Some(directory) = directory {
+        builder = builder.user_directory(directory);
+    }
     let kinds = providers::kinds();
     let mut available = vec!["guest"];
     available.extend(kinds.iter().map(|k| k.name()));

@@ -9,6 +9,7 @@
 //! SQLite file `stagepass.sqlite` in the working directory, listening on 127.0.0.1:7007.
 
 mod app;
+mod catalog;
 mod config;
 mod providers;
 mod telemetry;

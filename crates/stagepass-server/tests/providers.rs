@@ -182,3 +182,102 @@ async fn provider_configuration_errors_name_the_key() {
         assert!(stderr.contains("app-config.yaml"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn catalog_users_sign_in_with_their_groups() {
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("org")).unwrap();
+    std::fs::write(
+        dir.path().join("org/people.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: jane\nspec:\n  profile:\n    email: jane@example.com\n  memberOf: [team-a]\n---\napiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-a\nspec:\n  type: team\n  parent: engineering\n  children: []\n---\napiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: engineering\nspec:\n  type: department\n  children: [team-a]\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let providers = format!(
+        "    oidc:\n      development:\n        metadataUrl: {}\n        clientId: {}\n        clientSecret: {}\n        signIn:\n          resolvers:\n            - resolver: emailMatchingUserEntityProfileEmail\n",
+        idp.discovery_url(),
+        idp.client_id(),
+        idp.client_secret()
+    );
+    let path = dir.path().join("app-config.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}catalog:\n  locations:\n    - type: file\n      target: ./org\n    - type: url\n      target: https://example.com/catalog-info.yaml\n  transitiveOwnership: true\n",
+            config(port, &providers)
+        ),
+    )
+    .unwrap();
+    let _server = start(&path, port, &[]).await;
+    let base = format!("http://127.0.0.1:{port}/api/auth/oidc");
+
+    let sign_in = |user: &'static str| {
+        let idp = &idp;
+        let base = base.clone();
+        async move {
+            let browser = reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let start = browser
+                .get(format!(
+                    "{base}/start?env=development&origin=http://localhost:3000&scope="
+                ))
+                .send()
+                .await
+                .unwrap();
+            let location = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+            let callback = idp.login(&location, user).await.unwrap();
+            let frame = browser.get(callback.as_str()).send().await.unwrap();
+            parse_popup(&frame.text().await.unwrap()).unwrap().0
+        }
+    };
+
+    let message = sign_in("jane").await;
+    let identity = &message["response"]["backstageIdentity"];
+    assert_eq!(
+        identity["identity"],
+        serde_json::json!({
+            "type": "user",
+            "userEntityRef": "user:default/jane",
+            "ownershipEntityRefs": ["user:default/jane", "group:default/team-a", "group:default/engineering"]
+        }),
+        "{message}"
+    );
+    // the token leaves ownership out by default; /v1/userinfo has it
+    let token = identity["token"].as_str().unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "user:default/jane");
+    assert!(claims.get("ent").is_none());
+    let info: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/auth/v1/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info["claims"]["ent"],
+        serde_json::json!([
+            "user:default/jane",
+            "group:default/team-a",
+            "group:default/engineering"
+        ])
+    );
+
+    // someone the catalog does not know is refused, and gets no identity
+    let message = sign_in("mallory").await;
+    assert_eq!(message["error"]["name"], "NotFoundError", "{message}");
+    assert!(message.get("response").is_none());
+}

@@ -36,7 +36,7 @@ pub(crate) use server::{
     AppConfig, AuthConfig, BackendConfig, CorsConfig, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT,
     DatabaseConfig, KeyStoreConfig, ListenConfig, MAX_TOKEN_EXPIRATION_SECS,
     MIN_TOKEN_EXPIRATION_SECS, ProviderSection, SQLITE_FILE_NAME, ServerConfig, SqliteLocation,
-    StaticKeyConfig,
+    StaticKeyConfig, path_relative_to_declaring_file,
 };
 pub(crate) use source::{ConfigSource, EnvSource, LoadedTree, ProcessEnv, load_tree};
 pub(crate) use value::{ConfigMap, ConfigValue, ValueKind};

@@ -533,7 +533,7 @@ fn read_static_keys(key_store: &ConfigReader<'_>) -> Result<Vec<StaticKeyConfig>
 
 /// A required path string, resolved against the directory of the file that declared it (the
 /// working directory for in-memory sources).
-fn path_relative_to_declaring_file(
+pub(crate) fn path_relative_to_declaring_file(
     section: &ConfigReader<'_>,
     key: &str,
 ) -> Result<PathBuf, ConfigError> {
