@@ -75,9 +75,10 @@ pub use secret::{
     AccessToken, BackstageToken, ClientSecret, FlowData, IdToken, RefreshToken, SessionSecret,
 };
 pub use sign_in::{
-    AuthResolverContext, EmptyDirectory, SignInInfo, SignInResolver, SignInResolverChain,
-    SignInResolverFactory, SignInResolverRegistry, SignInResolverRegistryError, TokenParams,
-    UNRESOLVED_USER_MESSAGE, UserDirectory, UserEntity, UserQuery,
+    AuthResolverContext, EmptyDirectory, ResolverFn, ResolverFuture, SignInInfo, SignInResolver,
+    SignInResolverChain, SignInResolverFactory, SignInResolverRegistry,
+    SignInResolverRegistryError, TokenParams, UNRESOLVED_USER_MESSAGE, UserDirectory, UserEntity,
+    UserQuery, resolver_fn,
 };
 pub use strategy::{
     AuthenticateRequest, Authenticated, LogoutRequest, LogoutResponse, Params, ProxyAuthenticator,

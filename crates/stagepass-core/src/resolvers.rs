@@ -301,6 +301,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn closures_are_resolvers_too() {
+        let ctx = ctx();
+        let resolver = crate::resolver_fn(|info, ctx| {
+            Box::pin(async move {
+                let email = info.profile.email.as_deref().unwrap_or_default();
+                sign_in_with_query(
+                    ctx,
+                    &UserQuery::filter("spec.profile.email", email),
+                    MissingUser::Reject,
+                    email,
+                )
+                .await
+            })
+        });
+        let chain = crate::SignInResolverChain::new(vec![Arc::new(resolver)]);
+        let token = chain
+            .resolve(&info("jane@example.com"), &ctx)
+            .await
+            .unwrap();
+        assert_eq!(
+            token.identity.user_entity_ref.to_string(),
+            "user:default/jane"
+        );
+        let err = chain
+            .resolve(&info("bob@example.com"), &ctx)
+            .await
+            .unwrap_err();
+        assert!(err.is_not_found());
+    }
+
+    #[tokio::test]
     async fn unknown_users_are_rejected_unless_allowed() {
         let ctx = ctx();
         let r = EmailLocalPartMatchingUserEntityName::default();

@@ -383,6 +383,62 @@ impl SignInResolverRegistry {
     }
 }
 
+/// The future a [`ResolverFn`] returns.
+pub type ResolverFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<IssuedToken>> + Send + 'a>>;
+
+/// A sign-in resolver written as a closure; see [`resolver_fn`].
+pub struct ResolverFn<F>(F);
+
+impl<F> std::fmt::Debug for ResolverFn<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResolverFn")
+    }
+}
+
+/// Makes a [`SignInResolver`] of a closure that returns a boxed future.
+///
+/// ```
+/// use stagepass_core::{EntityRef, Error, TokenParams, resolver_fn};
+///
+/// let resolver = resolver_fn(|info, ctx| {
+///     Box::pin(async move {
+///         let login = info
+///             .attribute_str("username")
+///             .ok_or_else(|| Error::not_found("no username"))?;
+///         let user = EntityRef::user("default", login).map_err(|e| Error::input(e.to_string()))?;
+///         ctx.issue_token(TokenParams::new(user.clone(), vec![user])).await
+///     })
+/// });
+/// # let _: &dyn stagepass_core::SignInResolver = &resolver;
+/// ```
+pub fn resolver_fn<F>(f: F) -> ResolverFn<F>
+where
+    F: for<'a> Fn(&'a SignInInfo, &'a dyn AuthResolverContext) -> ResolverFuture<'a>
+        + Send
+        + Sync
+        + 'static,
+{
+    ResolverFn(f)
+}
+
+#[async_trait]
+impl<F> SignInResolver for ResolverFn<F>
+where
+    F: for<'a> Fn(&'a SignInInfo, &'a dyn AuthResolverContext) -> ResolverFuture<'a>
+        + Send
+        + Sync
+        + 'static,
+{
+    async fn resolve(
+        &self,
+        info: &SignInInfo,
+        ctx: &dyn AuthResolverContext,
+    ) -> Result<IssuedToken> {
+        (self.0)(info, ctx).await
+    }
+}
+
 #[cfg(test)]
 mod registry_tests {
     use serde_json::json;
