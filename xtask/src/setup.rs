@@ -13,13 +13,15 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
-use std::process::Command;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 
-use crate::util::{self, ChildGuard, Workspace};
+use crate::util::{self, ChildGuard, TempDir, Workspace};
 
 /// A Debian package that the build or the tests need.
 #[derive(Debug, Clone, Copy)]
@@ -34,10 +36,20 @@ pub(crate) struct SystemPackage {
 
 /// The system packages the default checks need beyond the Rust toolchain, Python, Node and git.
 ///
-/// Empty for now: every crate builds with the Rust toolchain alone. A provider that needs a
-/// system library adds it here, for example
+/// A provider that needs a system library adds it here, for example
 /// `SystemPackage { name: "libclang-dev", why: "bindgen in the SAML provider", executable: None }`.
-pub(crate) const SYSTEM_PACKAGES: &[SystemPackage] = &[];
+pub(crate) const SYSTEM_PACKAGES: &[SystemPackage] = &[
+    SystemPackage {
+        name: "chromium",
+        why: "the browser tests of stagepass-server (headless Chromium)",
+        executable: Some("chromium"),
+    },
+    SystemPackage {
+        name: "chromium-driver",
+        why: "the browser tests of stagepass-server (WebDriver for Chromium)",
+        executable: Some("chromedriver"),
+    },
+];
 
 /// A process the tests talk to, started by `cargo xtask ci` before the tests and stopped after.
 #[derive(Debug, Clone, Copy)]
@@ -50,9 +62,12 @@ pub(crate) struct Service {
     pub(crate) start: fn(&Workspace, &mut RunningServices) -> Result<()>,
 }
 
-/// The services the tests need. Empty for now; PostgreSQL and an npm-installed test identity
-/// provider are expected to join it.
-pub(crate) const SERVICES: &[Service] = &[];
+/// The services the tests need.
+pub(crate) const SERVICES: &[Service] = &[Service {
+    name: "postgresql",
+    packages: &[],
+    start: start_postgres,
+}];
 
 /// An npm project in the workspace whose packages the tests need: the tests start its server
 /// themselves with Node.js, so this step only installs it, from its committed lockfile.
@@ -87,25 +102,24 @@ pub(crate) struct RunningServices {
     env: Vec<(String, String)>,
     /// The processes to stop at the end, in start order.
     processes: Vec<ChildGuard>,
+    /// Directories the services use, removed after the processes have stopped.
+    dirs: Vec<TempDir>,
 }
 
 impl RunningServices {
     /// Sets an environment variable for the test commands, such as a database URL.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "called by the first entry of SERVICES")
-    )]
     pub(crate) fn set_env(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.env.push((key.into(), value.into()));
     }
 
     /// Keeps a started process running until the end of the run.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "called by the first entry of SERVICES")
-    )]
     pub(crate) fn keep(&mut self, process: ChildGuard) {
         self.processes.push(process);
+    }
+
+    /// Keeps a temporary directory until the end of the run, after the processes stop.
+    pub(crate) fn keep_dir(&mut self, dir: TempDir) {
+        self.dirs.push(dir);
     }
 
     /// The environment variables for the test commands.
@@ -373,6 +387,206 @@ fn apt_get_install(packages: &[&str], prefix: &str) -> Result<()> {
     util::run_checked(&mut install, "see apt-get's message above")
 }
 
+/// The Debian package with PostgreSQL's server binaries (`initdb`, `pg_ctl`, `postgres`).
+const POSTGRES_PACKAGE: SystemPackage = SystemPackage {
+    name: "postgresql",
+    why: "the PostgreSQL store tests (an ephemeral cluster started by `cargo xtask ci`)",
+    executable: None,
+};
+
+/// The variable that tells the tests where the ephemeral PostgreSQL cluster listens:
+/// `postgres://postgres@127.0.0.1:<port>/postgres`, a superuser that may create databases.
+pub(crate) const POSTGRES_URL_VAR: &str = "STAGEPASS_TEST_POSTGRES_URL";
+
+/// An ephemeral PostgreSQL cluster for the tests: `initdb` in a temporary directory and
+/// `postgres` on a free loopback port with `fsync=off`, stopped and removed at the end of the
+/// run. Run as the `postgres` user when we are root (PostgreSQL refuses to run as root).
+///
+/// Without the PostgreSQL binaries this installs the `postgresql` package under CI (or fails),
+/// and elsewhere skips with a message: the PostgreSQL tests then skip too.
+fn start_postgres(_: &Workspace, running: &mut RunningServices) -> Result<()> {
+    let bin = match postgres_bin_dir() {
+        Some(bin) => bin,
+        None if util::is_ci() => {
+            ensure_packages(&[POSTGRES_PACKAGE], true)?;
+            postgres_bin_dir().context(
+                "the postgresql package is installed but initdb, pg_ctl and postgres are \
+                 not under /usr/lib/postgresql/*/bin nor on PATH",
+            )?
+        }
+        None => {
+            println!(
+                "    postgresql: SKIPPED (initdb and postgres not found under \
+                 /usr/lib/postgresql/*/bin nor on PATH; `apt-get install -y postgresql`); \
+                 the PostgreSQL tests will skip"
+            );
+            return Ok(());
+        }
+    };
+    let owner = if util::is_root() {
+        Some(postgres_user().context(
+            "running as root, and PostgreSQL refuses to: the `postgres` user (created by the \
+             postgresql package) is missing",
+        )?)
+    } else {
+        None
+    };
+    let dir = TempDir::new("stagepass-postgres")?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+            .with_context(|| format!("could not give {} to postgres", dir.path().display()))?;
+    }
+    let as_owner = |program: &str| {
+        let mut command = Command::new(bin.join(program));
+        if let Some((uid, gid)) = owner {
+            command.uid(uid).gid(gid);
+        }
+        command
+    };
+    let data = dir.path().join("data");
+    let mut initdb = as_owner("initdb");
+    initdb
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
+        .arg("-D")
+        .arg(&data);
+    println!("    $ {}", util::display(&initdb));
+    let output = initdb
+        .output()
+        .with_context(|| format!("could not start `{}`", util::display(&initdb)))?;
+    if !output.status.success() {
+        bail!(
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    let port = free_port()?;
+    let log_path = dir.path().join("postgres.log");
+    let log = fs::File::create(&log_path)
+        .with_context(|| format!("could not create {}", log_path.display()))?;
+    let mut postgres = as_owner("postgres");
+    postgres
+        .arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(dir.path())
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    println!("    $ {}", util::display(&postgres));
+    let child = postgres
+        .spawn()
+        .with_context(|| format!("could not start `{}`", util::display(&postgres)))?;
+    let mut guard = ChildGuard::new("postgres", child);
+
+    let pg_isready = bin.join("pg_isready");
+    let ready = util::poll_until(
+        "PostgreSQL to accept connections",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || {
+            if let Some(status) = guard.try_wait()? {
+                bail!(
+                    "postgres exited ({status}) before it was ready: {}",
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            let status = Command::new(&pg_isready)
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .status()
+                .with_context(|| format!("could not run {}", pg_isready.display()))?;
+            Ok(status.success().then_some(()))
+        },
+    );
+    if let Err(error) = ready {
+        eprintln!("{}", fs::read_to_string(&log_path).unwrap_or_default());
+        return Err(error);
+    }
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    println!("    postgresql: ready; {POSTGRES_URL_VAR}={url}");
+    running.keep(guard);
+    running.keep_dir(dir);
+    running.set_env(POSTGRES_URL_VAR, url);
+    Ok(())
+}
+
+/// The directory holding `initdb`, `postgres` and `pg_isready`: the newest
+/// `/usr/lib/postgresql/<version>/bin` (Debian's layout, off `PATH`), else the one on `PATH`.
+fn postgres_bin_dir() -> Option<PathBuf> {
+    let complete = |dir: &Path| {
+        ["initdb", "postgres", "pg_isready"]
+            .iter()
+            .all(|program| dir.join(program).is_file())
+    };
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| complete(bin))
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    let bin = util::find_executable("initdb")?.parent()?.to_path_buf();
+    complete(&bin).then_some(bin)
+}
+
+/// The uid and gid of the `postgres` user, from `/etc/passwd`.
+fn postgres_user() -> Option<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != "postgres" {
+            return None;
+        }
+        let uid = fields.nth(1)?.parse().ok()?;
+        let gid = fields.next()?.parse().ok()?;
+        Some((uid, gid))
+    })
+}
+
+/// A loopback TCP port that was free a moment ago.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("could not find a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -393,6 +607,39 @@ mod tests {
             install_command_line(&["wrk"], None),
             "sudo apt-get update && sudo apt-get install -y wrk"
         );
+    }
+
+    #[test]
+    fn postgres_service_accepts_connections_until_the_end_of_the_run() -> Result<()> {
+        if super::postgres_bin_dir().is_none() && !crate::util::is_ci() {
+            eprintln!("skipped: PostgreSQL is not installed (`apt-get install -y postgresql`)");
+            return Ok(());
+        }
+        let mut running = RunningServices::default();
+        super::start_postgres(&Workspace::locate()?, &mut running)?;
+        let url = running
+            .env()
+            .iter()
+            .find(|(key, _)| key == super::POSTGRES_URL_VAR)
+            .map(|(_, url)| url.clone());
+        let port = url
+            .as_deref()
+            .and_then(|url| url.rsplit(':').next())
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|port| port.parse::<u16>().ok());
+        let Some(port) = port else {
+            anyhow::bail!(
+                "no usable {} in {:?}",
+                super::POSTGRES_URL_VAR,
+                running.env()
+            );
+        };
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let data_dir = running.dirs.first().map(|dir| dir.path().to_path_buf());
+        drop(running);
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        assert!(data_dir.is_some_and(|dir| !dir.exists()));
+        Ok(())
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //! | type | role |
 //! |---|---|
 //! | [`TokenFactory`] | issues tokens, rotates keys, serves the JWKS (also Backstage's `StaticTokenIssuer`) |
-//! | [`MemoryKeyStore`], [`SqliteKeyStore`] | shared public keys (`auth.keyStore.provider: memory`, `database`) |
+//! | [`MemoryKeyStore`], [`SqliteKeyStore`], [`PostgresKeyStore`] | shared public keys (`auth.keyStore.provider: memory`, `database`) |
 //! | [`StaticKeyStore`], [`StaticKey`] | keys from PEM files (`auth.keyStore.provider: static`) |
-//! | [`UserInfoStore`], [`MemoryUserInfoStore`], [`SqliteUserInfoStore`] | the claims `/v1/userinfo` answers with |
+//! | [`UserInfoStore`], [`MemoryUserInfoStore`], [`SqliteUserInfoStore`], [`PostgresUserInfoStore`] | the claims `/v1/userinfo` answers with |
+//! | [`verify_user_token`], [`JwksVerifier`], [`BackstageUser`] | token verification for other services |
 //! | [`Algorithm`] | `ES256` (default) or `ES384` |
 //!
 //! # Features
@@ -19,6 +20,9 @@
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `sqlite` | yes | [`SqliteDatabase`], [`SqliteKeyStore`], [`SqliteUserInfoStore`] (sqlx, bundled SQLite) |
+//! | `postgres` | no | [`PostgresDatabase`], [`PostgresKeyStore`], [`PostgresUserInfoStore`] (sqlx), shared by replicas |
+//! | `verifier` | no | [`JwksVerifier`]: verifies tokens against a JWKS URL (reqwest) |
+//! | `axum` | no | the [`BackstageUser`] extractor (implies `verifier`) |
 //!
 //! # Example
 //!
@@ -58,6 +62,14 @@
     doc = "[`SqliteKeyStore`]: #features",
     doc = "[`SqliteUserInfoStore`]: #features"
 )]
+#![cfg_attr(
+    not(feature = "postgres"),
+    doc = "[`PostgresDatabase`]: #features",
+    doc = "[`PostgresKeyStore`]: #features",
+    doc = "[`PostgresUserInfoStore`]: #features"
+)]
+#![cfg_attr(not(feature = "verifier"), doc = "[`JwksVerifier`]: #features")]
+#![cfg_attr(not(feature = "axum"), doc = "[`BackstageUser`]: #features")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
@@ -65,18 +77,31 @@ mod factory;
 mod key;
 mod memory;
 mod pem;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod static_keys;
 mod user_info;
+#[cfg(feature = "verifier")]
+mod verifier;
 mod verify;
 
 pub use algorithm::Algorithm;
 pub use factory::{DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LENGTH, TokenFactory, TokenFactoryBuilder};
 pub use memory::{MemoryKeyStore, MemoryUserInfoStore};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PostgresDatabase, PostgresKeyStore, PostgresOptions, PostgresUserInfoStore};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{SqliteDatabase, SqliteKeyStore, SqliteUserInfoStore};
 pub use static_keys::{StaticKey, StaticKeyStore};
 pub use user_info::UserInfoStore;
-pub use verify::{VerifiedClaims, verify_user_token};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use verifier::{BackstageUser, BackstageUserRejection};
+#[cfg(feature = "verifier")]
+#[cfg_attr(docsrs, doc(cfg(feature = "verifier")))]
+pub use verifier::{DEFAULT_REFETCH_COOLDOWN, JwksVerifier};
+pub use verify::{TokenType, VerifiedClaims, verify_user_token};

@@ -16,15 +16,53 @@ struct Header {
     typ: Option<String>,
 }
 
-/// The claims of a verified token that the auth routes read.
-#[derive(Debug, Deserialize)]
+/// The kind of a verified token, from its `typ` header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenType {
+    /// A full user token (`vnd.backstage.user`).
+    #[default]
+    User,
+    /// A limited user token (`vnd.backstage.limited-user`), as in the `backstage-auth` cookie.
+    LimitedUser,
+}
+
+impl TokenType {
+    /// The `typ` header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => USER_TYPES[0],
+            Self::LimitedUser => USER_TYPES[1],
+        }
+    }
+}
+
+/// The claims of a verified user or limited-user token.
+#[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
 pub struct VerifiedClaims {
     /// The user entity ref.
     pub sub: String,
+    /// The ownership entity refs, when the token carries them (`ent`; left out by default
+    /// since auth-backend 0.28, and never in limited tokens).
+    #[serde(default)]
+    pub ent: Option<Vec<String>>,
     /// Expiry, epoch seconds.
     pub exp: i64,
     /// Issued at, epoch seconds.
     pub iat: i64,
+    /// The token type, from the header.
+    #[serde(skip)]
+    pub typ: TokenType,
+}
+
+/// The `kid` of a token's header, without verifying anything; `None` when the token is
+/// malformed or has none.
+#[cfg(feature = "verifier")]
+pub(crate) fn token_kid(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    header.kid
 }
 
 /// Verifies a user or limited-user token's signature with one of `keys`, its type and its
@@ -46,13 +84,11 @@ pub fn verify_user_token(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(invalid)?;
-    if !header
-        .typ
-        .as_deref()
-        .is_some_and(|t| USER_TYPES.contains(&t))
-    {
-        return Err(invalid());
-    }
+    let typ = match header.typ.as_deref() {
+        Some(t) if t == USER_TYPES[0] => TokenType::User,
+        Some(t) if t == USER_TYPES[1] => TokenType::LimitedUser,
+        _ => return Err(invalid()),
+    };
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| invalid())?;
     let key = keys
         .iter()
@@ -84,11 +120,12 @@ pub fn verify_user_token(
     UnparsedPublicKey::new(alg, &point)
         .verify(signed.as_bytes(), &signature)
         .map_err(|_| invalid())?;
-    let claims: VerifiedClaims = URL_SAFE_NO_PAD
+    let mut claims: VerifiedClaims = URL_SAFE_NO_PAD
         .decode(p)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(invalid)?;
+    claims.typ = typ;
     if claims.exp <= now {
         return Err(Error::authentication("Token has expired"));
     }

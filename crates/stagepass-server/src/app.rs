@@ -8,8 +8,8 @@ use http::{HeaderName, HeaderValue, Method};
 use stagepass::guest::GuestProvider;
 use stagepass::http::{AuthBackend, glob_match};
 use stagepass::identity::{
-    Algorithm, MemoryKeyStore, SqliteDatabase, StaticKey, StaticKeyStore, TokenFactory,
-    UserInfoStore,
+    Algorithm, MemoryKeyStore, PostgresDatabase, PostgresOptions, SqliteDatabase, StaticKey,
+    StaticKeyStore, TokenFactory, UserInfoStore,
 };
 use stagepass::{EntityRef, KeyStore, SessionSecret};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -38,6 +38,37 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
                 let db = SqliteDatabase::connect(&path)
                     .await
                     .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+                let key_store: Option<Arc<dyn KeyStore>> = match config.auth.key_store {
+                    KeyStoreConfig::Database => Some(Arc::new(db.key_store())),
+                    _ => None,
+                };
+                (key_store, Arc::new(db.user_info_store()))
+            }
+            DatabaseConfig::Postgres(pg) => {
+                let mut options = match &pg.url {
+                    Some(url) => PostgresOptions::from_url(url.expose())
+                        .map_err(|e| anyhow::anyhow!("backend.database.connection: {e}"))?,
+                    None => PostgresOptions::new(),
+                };
+                if let Some(host) = &pg.host {
+                    options = options.host(host);
+                }
+                if let Some(port) = pg.port {
+                    options = options.port(port);
+                }
+                if let Some(user) = &pg.user {
+                    options = options.user(user);
+                }
+                if let Some(password) = &pg.password {
+                    options = options.password(password.expose());
+                }
+                let options = options
+                    .database(&pg.database)
+                    .create_database_if_missing(true);
+                let db = PostgresDatabase::connect_with(options)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .with_context(|| format!("opening the PostgreSQL database {}", pg.database))?;
                 let key_store: Option<Arc<dyn KeyStore>> = match config.auth.key_store {
                     KeyStoreConfig::Database => Some(Arc::new(db.key_store())),
                     _ => None,

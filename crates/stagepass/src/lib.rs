@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `guest` | [`guest`]: the development guest provider | yes |
 //! | `sqlite` | SQLite key and user-info stores in [`identity`] | yes |
+//! | `postgres` | PostgreSQL key and user-info stores in [`identity`], shared by replicas | no |
 //! | `generic-oauth` | `oauth`: the OAuth2/OpenID Connect engine and the generic OpenID Connect and OAuth 2.0 providers | no |
 //! | `google` | `google`: Google sign-in | no |
 //! | `okta` | `okta`: Okta sign-in | no |

@@ -19,6 +19,9 @@ pub(crate) const DEFAULT_LISTEN_HOST: &str = "0.0.0.0";
 pub(crate) const DEFAULT_LISTEN_PORT: u16 = 7007;
 /// The SQLite file created in `backend.database.connection.directory`.
 pub(crate) const SQLITE_FILE_NAME: &str = "stagepass.sqlite";
+/// The PostgreSQL database used when `backend.database.connection` names none: Backstage's
+/// database for the auth plugin (`backstage_plugin_` + the plugin id).
+pub(crate) const DEFAULT_POSTGRES_DATABASE: &str = "backstage_plugin_auth";
 /// `auth.backstageTokenExpiration` when not set, in seconds.
 pub(crate) const DEFAULT_TOKEN_EXPIRATION_SECS: u64 = 3600;
 /// The shortest `auth.backstageTokenExpiration` Backstage allows, in seconds.
@@ -128,8 +131,31 @@ pub(crate) struct CorsConfig {
 /// `backend.database`: where the auth data (signing keys, sessions, user info) lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum DatabaseConfig {
-    /// SQLite (`client: better-sqlite3` or `sqlite3`). PostgreSQL will be a further variant.
+    /// SQLite (`client: better-sqlite3` or `sqlite3`).
     Sqlite(SqliteLocation),
+    /// PostgreSQL (`client: pg`).
+    Postgres(PostgresConfig),
+}
+
+/// How to reach a PostgreSQL database, from `backend.database.connection`: a connection string
+/// (`postgres://user:password@host:port/database`) or Backstage's object form
+/// `{host, port, user, password, database}`. Unset values fall back to libpq's environment
+/// variables (`PGHOST`, …) and defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PostgresConfig {
+    /// The connection string, when `connection` is one; a secret, as it may hold a password.
+    pub(crate) url: Option<SecretString>,
+    /// `connection.host`.
+    pub(crate) host: Option<String>,
+    /// `connection.port`.
+    pub(crate) port: Option<u16>,
+    /// `connection.user`.
+    pub(crate) user: Option<String>,
+    /// `connection.password`.
+    pub(crate) password: Option<SecretString>,
+    /// `connection.database` or the connection string's path; [`DEFAULT_POSTGRES_DATABASE`]
+    /// when neither names one. Created when missing, as Backstage does.
+    pub(crate) database: String,
 }
 
 /// Where a SQLite database lives.
@@ -374,9 +400,7 @@ fn read_database(backend: &ConfigReader<'_>) -> Result<DatabaseConfig, ConfigErr
     let client = database.string("client")?;
     match client.as_str() {
         "better-sqlite3" | "sqlite3" => {}
-        "pg" => {
-            return Err(database.error("client", "PostgreSQL is not supported yet by this build"));
-        }
+        "pg" => return read_postgres(&database).map(DatabaseConfig::Postgres),
         "mysql" | "mysql2" => {
             return Err(database.error("client", "MySQL is not supported by stagepass"));
         }
@@ -414,6 +438,67 @@ fn read_database(backend: &ConfigReader<'_>) -> Result<DatabaseConfig, ConfigErr
         }
     };
     Ok(DatabaseConfig::Sqlite(location))
+}
+
+fn read_postgres(database: &ConfigReader<'_>) -> Result<PostgresConfig, ConfigError> {
+    let mut config = PostgresConfig {
+        url: None,
+        host: None,
+        port: None,
+        user: None,
+        password: None,
+        database: DEFAULT_POSTGRES_DATABASE.to_owned(),
+    };
+    match database.get("connection")? {
+        None => {}
+        Some(value) if value.as_str().is_some() => {
+            let url = database.secret("connection")?;
+            // The messages below never repeat the string: it may hold a password.
+            let parsed = Url::parse(url.expose())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "postgres" | "postgresql"));
+            let Some(parsed) = parsed else {
+                return Err(database.error(
+                    "connection",
+                    "expected a PostgreSQL connection string, postgres://user:password@host:port/database,                      or an object {host, port, user, password, database}",
+                ));
+            };
+            let name = parsed.path().trim_start_matches('/');
+            if !name.is_empty() {
+                config.database = percent_decode(name);
+            }
+            config.url = Some(url);
+        }
+        Some(_) => {
+            let connection = database.reader("connection")?;
+            config.host = connection.optional_string("host")?;
+            config.port = match connection.get("port")? {
+                None => None,
+                Some(value) if value.as_str().is_some() => {
+                    let port = connection.string("port")?;
+                    Some(port.trim().parse().map_err(|_| {
+                        connection.error("port", format!("expected a port number, got '{port}'"))
+                    })?)
+                }
+                Some(_) => connection
+                    .optional_integer("port", 1, i64::from(u16::MAX))?
+                    .and_then(|n| u16::try_from(n).ok()),
+            };
+            config.user = connection.optional_string("user")?;
+            config.password = connection.optional_secret("password")?;
+            if let Some(name) = connection.optional_string("database")? {
+                config.database = name;
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// Decodes `%XX` escapes in a URL path segment.
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map_or_else(|| text.to_owned(), |(_, value)| value.into_owned())
 }
 
 fn sqlite_file(name: String) -> SqliteLocation {

@@ -265,6 +265,50 @@ fn cors_forms() {
 }
 
 #[test]
+fn postgres_database_forms() {
+    let postgres = |extra: &str| match with(extra).unwrap().backend.database {
+        DatabaseConfig::Postgres(pg) => pg,
+        other => panic!("not PostgreSQL: {other:?}"),
+    };
+    let url = "postgres://auth:s3cret@db.internal:5433/auth_db";
+    let pg = postgres(&format!(
+        "backend:\n  database:\n    client: pg\n    connection: {url}\n"
+    ));
+    assert_eq!(pg.url.as_ref().map(SecretString::expose), Some(url));
+    assert_eq!(pg.database, "auth_db");
+    assert!(!format!("{pg:?}").contains("s3cret"));
+
+    // no database in the string: Backstage's database for the auth plugin
+    let pg = postgres("backend:\n  database:\n    client: pg\n    connection: postgresql://db\n");
+    assert_eq!(pg.database, "backstage_plugin_auth");
+
+    let pg = postgres(
+        "backend:\n  database:\n    client: pg\n    connection:\n      host: db.internal\n      \
+         port: 5433\n      user: auth\n      password: s3cret\n      database: auth_db\n",
+    );
+    assert_eq!(
+        pg,
+        server::PostgresConfig {
+            url: None,
+            host: Some("db.internal".into()),
+            port: Some(5433),
+            user: Some("auth".into()),
+            password: Some(SecretString::new("s3cret")),
+            database: "auth_db".into(),
+        }
+    );
+    assert!(!format!("{pg:?}").contains("s3cret"));
+    // a port from an environment variable is a string
+    let pg = postgres(
+        "backend:\n  database:\n    client: pg\n    connection:\n      host: db\n      port: '5432'\n",
+    );
+    assert_eq!(
+        (pg.port, pg.database.as_str()),
+        (Some(5432), "backstage_plugin_auth")
+    );
+}
+
+#[test]
 fn database_forms() {
     let database = |extra: &str| with(extra).unwrap().backend.database;
     let file = |path: &str| DatabaseConfig::Sqlite(SqliteLocation::File(PathBuf::from(path)));
@@ -305,10 +349,20 @@ fn database_forms() {
     );
 
     assert_error(
-        with("backend:\n  database:\n    client: pg\n    connection: postgres://x\n"),
+        with("backend:\n  database:\n    client: pg\n    connection: mysql://u:hunter2@x/db\n"),
         "<config-1>",
-        "backend.database.client",
-        "PostgreSQL is not supported yet by this build",
+        "backend.database.connection",
+        "expected a PostgreSQL connection string",
+    );
+    let err =
+        with("backend:\n  database:\n    client: pg\n    connection: mysql://u:hunter2@x/db\n")
+            .unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert_error(
+        with("backend:\n  database:\n    client: pg\n    connection:\n      port: seven\n"),
+        "<config-1>",
+        "backend.database.connection.port",
+        "expected a port number",
     );
     assert_error(
         with("backend:\n  database:\n    client: oracle\n"),

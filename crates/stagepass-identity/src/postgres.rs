@@ -1,0 +1,418 @@
+//! PostgreSQL key and user-info stores: one database shared by every replica.
+
+use std::fmt;
+use std::str::FromStr as _;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection as _, Row as _};
+use stagepass_core::{Error, KeyStore, PublicJwk, Result, StoredKey};
+use time::OffsetDateTime;
+
+use crate::UserInfoStore;
+
+/// The schema, created when missing: the layout of Backstage's auth-backend migrations, so that
+/// stagepass and Backstage can share a `backstage_plugin_auth` database.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS signing_keys (
+        kid VARCHAR(255) PRIMARY KEY NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        key TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS user_info (
+        user_entity_ref VARCHAR(255) PRIMARY KEY NOT NULL,
+        user_info TEXT NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )",
+];
+
+/// The advisory lock held while the schema is created, so that replicas starting together do
+/// not race on `CREATE TABLE` (`'stagepass'` in ASCII).
+const MIGRATION_LOCK: i64 = 0x7374_6167_6570_6173;
+
+/// How many connections a pool opens by default.
+const DEFAULT_POOL_SIZE: u32 = 10;
+
+/// How long a query waits for a connection by default before the database counts as
+/// unavailable.
+const DEFAULT_ACQUIRE_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+
+/// Whether a database error means the database cannot serve now (rather than a bad query):
+/// SQLSTATE classes 08 (connection exception), 53 (insufficient resources) and 57 (operator
+/// intervention, such as a shutdown).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| ["08", "53", "57"].iter().any(|c| code.starts_with(c))),
+        _ => false,
+    }
+}
+
+/// Whether `e` is a database error with SQLSTATE `code`.
+fn has_code(e: &sqlx::Error, code: &str) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(code))
+}
+
+/// Creates the database that `options` name, through the `postgres` maintenance database. A
+/// replica that loses the race to create it finds it created.
+async fn create_database(options: &PgConnectOptions) -> Result<()> {
+    let name = options.get_database().unwrap_or_default().to_owned();
+    if name.is_empty() {
+        return Err(Error::input("no PostgreSQL database to create"));
+    }
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .map_err(db_error(
+            "connect to the postgres database to create the auth database",
+        ))?;
+    let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    match sqlx::query(&statement).execute(&mut admin).await {
+        Ok(_) => tracing::info!(database = name, "postgres: created the database"),
+        // 42P04: duplicate_database
+        Err(e) if has_code(&e, "42P04") => {}
+        Err(e) => return Err(db_error("create the database")(e)),
+    }
+    let _ = admin.close().await;
+    Ok(())
+}
+
+/// Maps a database error onto a stagepass error: an unreachable database is a
+/// `ServiceUnavailableError`, anything else an internal error. The detail goes to the logs.
+fn db_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| {
+        tracing::error!(error = %e, "postgres: failed to {action}");
+        let message = format!("postgres store failed to {action}");
+        let error = if is_unavailable(&e) {
+            Error::service_unavailable(message)
+        } else {
+            Error::internal(message)
+        };
+        error.with_source(e)
+    }
+}
+
+/// How to reach a PostgreSQL database: Backstage's `backend.database.connection`, as a URL or
+/// as separate settings.
+///
+/// Settings left unset fall back to libpq's environment variables (`PGHOST`, `PGPORT`,
+/// `PGUSER`, `PGPASSWORD`, `PGDATABASE`) and then to libpq's defaults. `Debug` leaves the
+/// password out.
+#[derive(Clone)]
+pub struct PostgresOptions {
+    connect: PgConnectOptions,
+    max_connections: u32,
+    acquire_timeout: StdDuration,
+    create_database: bool,
+}
+
+impl fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("host", &self.connect.get_host())
+            .field("port", &self.connect.get_port())
+            .field("user", &self.connect.get_username())
+            .field("database", &self.connect.get_database())
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("create_database_if_missing", &self.create_database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PostgresOptions {
+    /// Options from the environment and libpq's defaults, to be refined with the setters.
+    pub fn new() -> Self {
+        Self {
+            connect: PgConnectOptions::new(),
+            max_connections: DEFAULT_POOL_SIZE,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            create_database: false,
+        }
+    }
+
+    /// Options from a connection URL, `postgres://user:password@host:port/database?…`.
+    ///
+    /// The error does not repeat the URL, which may hold a password.
+    pub fn from_url(url: &str) -> Result<Self> {
+        if !["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(Error::input(
+                "a PostgreSQL connection URL starts with postgres:// or postgresql://",
+            ));
+        }
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::input(format!("invalid PostgreSQL connection URL: {e}")))?;
+        Ok(Self {
+            connect,
+            ..Self::new()
+        })
+    }
+
+    /// The host name, IP address or Unix socket directory.
+    #[must_use]
+    pub fn host(mut self, host: &str) -> Self {
+        self.connect = self.connect.host(host);
+        self
+    }
+
+    /// The TCP port (5432 by default).
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.connect = self.connect.port(port);
+        self
+    }
+
+    /// The user name.
+    #[must_use]
+    pub fn user(mut self, user: &str) -> Self {
+        self.connect = self.connect.username(user);
+        self
+    }
+
+    /// The password.
+    #[must_use]
+    pub fn password(mut self, password: &str) -> Self {
+        self.connect = self.connect.password(password);
+        self
+    }
+
+    /// The database name.
+    #[must_use]
+    pub fn database(mut self, database: &str) -> Self {
+        self.connect = self.connect.database(database);
+        self
+    }
+
+    /// The most connections the pool opens; 10 by default.
+    #[must_use]
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// Whether to create the database when it does not exist (as Backstage does), connecting
+    /// to the `postgres` maintenance database to do so; off by default.
+    #[must_use]
+    pub fn create_database_if_missing(mut self, create: bool) -> Self {
+        self.create_database = create;
+        self
+    }
+
+    /// How long a query waits for a connection before failing with a
+    /// `ServiceUnavailableError`; 5 seconds by default.
+    #[must_use]
+    pub fn acquire_timeout(mut self, timeout: StdDuration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+}
+
+/// A PostgreSQL database holding the `signing_keys` and `user_info` tables, shared by every
+/// replica that connects to it.
+///
+/// Cheap to clone: clones share one connection pool. When the database goes away, queries fail
+/// with a `ServiceUnavailableError` (503) once [`PostgresOptions::acquire_timeout`] has passed;
+/// the pool reconnects by itself when the database is back.
+#[derive(Debug, Clone)]
+pub struct PostgresDatabase {
+    pool: PgPool,
+}
+
+impl PostgresDatabase {
+    /// Connects to the database at `url` (see [`PostgresOptions::from_url`]) and creates the
+    /// tables when missing.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(PostgresOptions::from_url(url)?).await
+    }
+
+    /// Connects with `options` and creates the tables when missing.
+    pub async fn connect_with(options: PostgresOptions) -> Result<Self> {
+        let pool_options = || {
+            PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .test_before_acquire(true)
+        };
+        let pool = match pool_options().connect_with(options.connect.clone()).await {
+            Ok(pool) => pool,
+            Err(e) if options.create_database && has_code(&e, "3D000") => {
+                create_database(&options.connect).await?;
+                pool_options()
+                    .connect_with(options.connect.clone())
+                    .await
+                    .map_err(db_error("connect"))?
+            }
+            Err(e) => return Err(db_error("connect")(e)),
+        };
+        let db = Self { pool };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Creates the tables when missing, under an advisory lock.
+    async fn migrate(&self) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db_error("create its tables"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("create its tables"))?;
+        for statement in MIGRATIONS {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("create its tables"))?;
+        }
+        tx.commit().await.map_err(db_error("create its tables"))
+    }
+
+    /// The key store on this database.
+    pub fn key_store(&self) -> PostgresKeyStore {
+        PostgresKeyStore {
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// The user-info store on this database.
+    pub fn user_info_store(&self) -> PostgresUserInfoStore {
+        PostgresUserInfoStore {
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// Closes the connections, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A [`KeyStore`] in the `signing_keys` table of a [`PostgresDatabase`] (Backstage's
+/// `database` key store): every replica on the database publishes every replica's keys.
+#[derive(Debug, Clone)]
+pub struct PostgresKeyStore {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl KeyStore for PostgresKeyStore {
+    async fn add_key(&self, key: &StoredKey) -> Result<()> {
+        let jwk = serde_json::to_string(&key.key)
+            .map_err(|e| Error::internal(format!("failed to serialize a public key: {e}")))?;
+        sqlx::query("INSERT INTO signing_keys (kid, created_at, key) VALUES ($1, $2, $3)")
+            .bind(&key.kid)
+            .bind(key.created_at)
+            .bind(jwk)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("add a signing key"))?;
+        Ok(())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<StoredKey>> {
+        // The cast keeps a Backstage-made table with `timestamp` columns readable.
+        let rows =
+            sqlx::query("SELECT kid, created_at::timestamptz AS created_at, key FROM signing_keys")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error("list signing keys"))?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kid: String = row.try_get("kid").map_err(db_error("read a signing key"))?;
+            let created_at: OffsetDateTime = row
+                .try_get("created_at")
+                .map_err(db_error("read a signing key"))?;
+            let jwk: String = row.try_get("key").map_err(db_error("read a signing key"))?;
+            match serde_json::from_str::<PublicJwk>(&jwk) {
+                Ok(key) => keys.push(StoredKey {
+                    kid,
+                    key,
+                    created_at,
+                }),
+                // One bad row must not take the whole JWKS down.
+                Err(_) => tracing::warn!(kid, "postgres: skipping a malformed signing key row"),
+            }
+        }
+        keys.sort_by_key(|k| k.created_at);
+        Ok(keys)
+    }
+
+    async fn remove_keys(&self, kids: &[String]) -> Result<()> {
+        if kids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("DELETE FROM signing_keys WHERE kid = ANY($1)")
+            .bind(kids)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("remove signing keys"))?;
+        Ok(())
+    }
+}
+
+/// A [`UserInfoStore`] in the `user_info` table of a [`PostgresDatabase`].
+#[derive(Debug, Clone)]
+pub struct PostgresUserInfoStore {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl UserInfoStore for PostgresUserInfoStore {
+    async fn upsert(&self, user_entity_ref: &str, user_info: &Value) -> Result<()> {
+        let json = serde_json::to_string(user_info)
+            .map_err(|e| Error::internal(format!("failed to serialize user info: {e}")))?;
+        sqlx::query(
+            "INSERT INTO user_info (user_entity_ref, user_info, updated_at, created_at) \
+             VALUES ($1, $2, now(), now()) \
+             ON CONFLICT (user_entity_ref) DO UPDATE \
+             SET user_info = excluded.user_info, updated_at = excluded.updated_at",
+        )
+        .bind(user_entity_ref)
+        .bind(json)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("store user info"))?;
+        Ok(())
+    }
+
+    async fn get(&self, user_entity_ref: &str) -> Result<Option<Value>> {
+        let row = sqlx::query("SELECT user_info FROM user_info WHERE user_entity_ref = $1")
+            .bind(user_entity_ref)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("read user info"))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let json: String = row
+            .try_get("user_info")
+            .map_err(db_error("read user info"))?;
+        let value = serde_json::from_str(&json).map_err(|e| {
+            Error::internal(format!(
+                "stored user info of {user_entity_ref} is not JSON: {e}"
+            ))
+        })?;
+        Ok(Some(value))
+    }
+}

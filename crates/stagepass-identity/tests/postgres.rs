@@ -1,0 +1,364 @@
+//! The PostgreSQL stores against a real server: the ephemeral cluster that `cargo xtask ci`
+//! starts and names in `STAGEPASS_TEST_POSTGRES_URL`. Each test works in a database of its
+//! own, so the tests stay independent when they run in parallel processes.
+//!
+//! Without `STAGEPASS_TEST_POSTGRES_URL` the tests skip (and say so), except under CI, where
+//! they fail.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant};
+
+use serde_json::json;
+use sqlx::Connection as _;
+use sqlx::postgres::PgConnection;
+use stagepass_core::{
+    Clock, EntityRef, ErrorKind, KeyStore, PublicJwk, StoredKey, TokenIssuer, TokenParams,
+};
+use stagepass_identity::{
+    PostgresDatabase, PostgresOptions, TokenFactory, UserInfoStore, verify_user_token,
+};
+use time::{Duration, OffsetDateTime};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// The variable naming the test cluster.
+const URL_VAR: &str = "STAGEPASS_TEST_POSTGRES_URL";
+
+const ISSUER: &str = "http://localhost:7007/api/auth";
+
+/// The URL of a fresh, empty database on the test cluster, or `None` (after saying so) when
+/// there is no test cluster outside CI.
+async fn fresh_database(test: &str) -> TestResult<Option<String>> {
+    let Ok(admin_url) = std::env::var(URL_VAR) else {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        if ci {
+            return Err(format!(
+                "{URL_VAR} is not set under CI: `cargo xtask ci` starts PostgreSQL and sets it"
+            )
+            .into());
+        }
+        eprintln!(
+            "skipped {test}: {URL_VAR} is not set (`cargo xtask ci` starts a PostgreSQL cluster \
+             and sets it; or point it at a server where this user may create databases)"
+        );
+        return Ok(None);
+    };
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000;
+    let name = format!(
+        "test_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = PgConnection::connect(&admin_url).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    let mut url = url::Url::parse(&admin_url)?;
+    url.set_path(&name);
+    Ok(Some(url.to_string()))
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+struct ManualClock(Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    fn starting_now() -> Arc<Self> {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0);
+        Arc::new(Self(Mutex::new(now.unwrap_or(OffsetDateTime::UNIX_EPOCH))))
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn jane() -> TestResult<EntityRef> {
+    Ok(EntityRef::user("default", "jane")?)
+}
+
+fn stored_key(kid: &str, created_at: OffsetDateTime) -> StoredKey {
+    let mut jwk = serde_json::Map::new();
+    jwk.insert("kid".into(), kid.into());
+    jwk.insert("kty".into(), "EC".into());
+    StoredKey {
+        kid: kid.into(),
+        key: PublicJwk(jwk),
+        created_at,
+    }
+}
+
+#[tokio::test]
+async fn stores_keys_and_user_info() -> TestResult {
+    let Some(url) = fresh_database("stores_keys_and_user_info").await? else {
+        return Ok(());
+    };
+    let db = PostgresDatabase::connect(&url).await?;
+    let keys = db.key_store();
+    // microseconds: PostgreSQL's precision
+    let created_at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000)?;
+    let older = stored_key("k0", created_at - Duration::hours(1));
+    let key = stored_key("k1", created_at);
+    keys.add_key(&key).await?;
+    keys.add_key(&older).await?;
+    // another replica on the same database sees them, oldest first
+    let other = PostgresDatabase::connect(&url).await?;
+    assert_eq!(
+        other.key_store().list_keys().await?,
+        vec![older.clone(), key.clone()]
+    );
+    // a duplicate kid is refused, not silently replaced
+    assert!(keys.add_key(&key).await.is_err());
+    keys.remove_keys(&["k0".into(), "k1".into()]).await?;
+    assert!(keys.list_keys().await?.is_empty());
+
+    let users = db.user_info_store();
+    assert_eq!(users.get("user:default/jane").await?, None);
+    users
+        .upsert("user:default/jane", &json!({"claims": {"a": 1}}))
+        .await?;
+    other
+        .user_info_store()
+        .upsert("user:default/jane", &json!({"claims": {"a": 2}}))
+        .await?;
+    assert_eq!(
+        users.get("user:default/jane").await?,
+        Some(json!({"claims": {"a": 2}}))
+    );
+    db.close().await;
+    let closed = users.get("user:default/jane").await.err();
+    assert_eq!(
+        closed.map(|e| e.kind()),
+        Some(ErrorKind::ServiceUnavailable)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_create_the_schema_once() -> TestResult {
+    let Some(url) = fresh_database("replicas_starting_together_create_the_schema_once").await?
+    else {
+        return Ok(());
+    };
+    let starts: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { PostgresDatabase::connect(&url).await })
+        })
+        .collect();
+    for start in starts {
+        start.await??;
+    }
+    Ok(())
+}
+
+/// Two replicas on one database, each with its own pool and token factory, through key
+/// rotation: every token either one issues verifies with the keys the other publishes.
+#[tokio::test]
+async fn replicas_verify_each_others_tokens_through_rotation() -> TestResult {
+    let Some(url) = fresh_database("replicas_verify_each_others_tokens_through_rotation").await?
+    else {
+        return Ok(());
+    };
+    let clock = ManualClock::starting_now();
+    let lifetime = Duration::minutes(10);
+    let replica = || async {
+        let db = PostgresDatabase::connect(&url).await?;
+        let factory = TokenFactory::builder(ISSUER)
+            .lifetime(lifetime)
+            .clock(clock.clone())
+            .key_store(Arc::new(db.key_store()))
+            .user_info_store(Arc::new(db.user_info_store()))
+            .build()?;
+        TestResult::Ok((db, factory))
+    };
+    let (_db_a, a) = replica().await?;
+    let (db_b, b) = replica().await?;
+
+    let first = a.issue_token(TokenParams::new(jane()?, vec![])).await?;
+    let now = clock.now().unix_timestamp();
+    let claims = verify_user_token(first.token.secret(), &b.list_public_keys().await?, now)?;
+    assert_eq!(claims.sub, "user:default/jane");
+    // and B answers /v1/userinfo for a user that signed in at A
+    assert!(
+        db_b.user_info_store()
+            .get("user:default/jane")
+            .await?
+            .is_some()
+    );
+
+    // A rotates; B's JWKS lists the new key as soon as its one-second cache has passed
+    clock.advance(lifetime + Duration::seconds(1));
+    let second = a.issue_token(TokenParams::new(jane()?, vec![])).await?;
+    assert_eq!(a.keys_created(), 2);
+    let keys = b.list_public_keys().await?;
+    assert_eq!(keys.len(), 2);
+    let now = clock.now().unix_timestamp();
+    verify_user_token(second.token.secret(), &keys, now)?;
+
+    // B signs with a key of its own, which A publishes
+    let third = b.issue_token(TokenParams::new(jane()?, vec![])).await?;
+    clock.advance(Duration::seconds(2));
+    let now = clock.now().unix_timestamp();
+    verify_user_token(third.token.secret(), &a.list_public_keys().await?, now)?;
+
+    // three lifetimes after its creation, the first key is gone from both
+    clock.advance(lifetime * 2);
+    for factory in [&a, &b] {
+        let kids: Vec<_> = factory
+            .list_public_keys()
+            .await?
+            .iter()
+            .filter_map(|k| k.kid().map(str::to_owned))
+            .collect();
+        assert_eq!(kids.len(), 2, "{kids:?}");
+    }
+    Ok(())
+}
+
+/// A TCP forwarder between the stores and PostgreSQL that the test can cut, like a database
+/// that goes away and comes back.
+struct Outage {
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Outage {
+    async fn new(upstream: SocketAddr) -> TestResult<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut outage = Self {
+            addr,
+            upstream,
+            task: None,
+        };
+        outage.serve(listener);
+        Ok(outage)
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let upstream = self.upstream;
+        self.task = Some(tokio::spawn(async move {
+            // Dropped with this task: every forwarded connection ends with it.
+            let mut connections = JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Closes every connection and refuses new ones.
+    async fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Accepts connections again, on the same port.
+    async fn restore(&mut self) -> TestResult {
+        let listener = TcpListener::bind(self.addr).await?;
+        self.serve(listener);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_gives_service_unavailable_and_then_recovers() -> TestResult {
+    let Some(url) = fresh_database("an_outage_gives_service_unavailable_and_then_recovers").await?
+    else {
+        return Ok(());
+    };
+    let parsed = url::Url::parse(&url)?;
+    let upstream = tokio::net::lookup_host((
+        parsed.host_str().unwrap_or("127.0.0.1"),
+        parsed.port().unwrap_or(5432),
+    ))
+    .await?
+    .next()
+    .ok_or("the test cluster's host does not resolve")?;
+    let mut outage = Outage::new(upstream).await?;
+    let mut through = parsed.clone();
+    through.set_host(Some("127.0.0.1"))?;
+    through
+        .set_port(Some(outage.addr.port()))
+        .map_err(|()| "cannot set the port")?;
+    let db = PostgresDatabase::connect_with(
+        PostgresOptions::from_url(through.as_str())?.acquire_timeout(StdDuration::from_secs(1)),
+    )
+    .await?;
+    let keys = db.key_store();
+    let users = db.user_info_store();
+    let key = stored_key("k1", OffsetDateTime::from_unix_timestamp(1_700_000_000)?);
+    keys.add_key(&key).await?;
+
+    outage.cut().await;
+    let listed = keys.list_keys().await;
+    assert_eq!(
+        listed.as_ref().err().map(|e| (e.kind(), e.status())),
+        Some((ErrorKind::ServiceUnavailable, 503)),
+        "{listed:?}"
+    );
+    let upserted = users
+        .upsert("user:default/jane", &json!({"claims": {}}))
+        .await;
+    assert_eq!(
+        upserted.err().map(|e| e.kind()),
+        Some(ErrorKind::ServiceUnavailable)
+    );
+
+    outage.restore().await?;
+    // The pool reconnects by itself; poll rather than sleep.
+    let deadline = Instant::now() + StdDuration::from_secs(20);
+    let listed = loop {
+        match keys.list_keys().await {
+            Ok(listed) => break listed,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.kind(), ErrorKind::ServiceUnavailable, "{e}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    assert_eq!(listed, vec![key]);
+    users
+        .upsert("user:default/jane", &json!({"claims": {}}))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_url_is_an_input_error_that_hides_the_password() -> TestResult {
+    let error = PostgresOptions::from_url("mysql://user:hunter2@localhost/db").err();
+    let message = error.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert_eq!(error.map(|e| e.kind()), Some(ErrorKind::Input));
+    assert!(!message.contains("hunter2"), "{message}");
+    let options = PostgresOptions::new()
+        .host("db.internal")
+        .port(5433)
+        .user("backstage")
+        .password("hunter2")
+        .database("backstage_plugin_auth");
+    let debug = format!("{options:?}");
+    assert!(
+        debug.contains("db.internal") && !debug.contains("hunter2"),
+        "{debug}"
+    );
+    Ok(())
+}

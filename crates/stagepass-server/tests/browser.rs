@@ -1,0 +1,642 @@
+//! The sign-in page in a real browser: headless Chromium, driven over WebDriver by
+//! `chromedriver`, signs in through the page the `stagepass-server` process serves at `/` — as
+//! guest, and with generic OIDC through the popup against the real `oidc-provider` (typing into
+//! its login and consent forms) — refreshes, signs out, and shows errors in words.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`cargo xtask ci` installs them). Without them
+//! a test prints `skipping: …` and passes, except under CI (`CI` set), where it fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fmt::Display;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::WindowHandle;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use stagepass_testkit::OidcTestProvider;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stagepass-server");
+
+/// How long any one wait may take: Chromium's first start on a busy CI machine is slow.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The flags of `shared/design/testing.md`; a fresh `--user-data-dir` is added per browser.
+const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,900",
+];
+
+const INSTALL_HINT: &str = "install Debian's `chromium` and `chromium-driver` \
+     (`apt-get install -y chromium chromium-driver`; `cargo xtask ci` does it)";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+fn find_executable(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A process killed, with its whole process group, when dropped: `chromedriver` and the
+/// Chromium it starts, or the server.
+struct Guard {
+    child: Child,
+    group: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.group {
+            // chromedriver was started as the leader of its own process group, which Chromium
+            // and its helpers join: end them all, by that group's id.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `stagepass-server` process on `http://localhost:<port>`, serving the sign-in page.
+struct Server {
+    _guard: Guard,
+    _dir: tempfile::TempDir,
+    origin: String,
+}
+
+/// Starts the server with `providers` (YAML under `auth.providers`, indented by four spaces)
+/// and waits until it is ready.
+async fn start_server(providers: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let origin = format!("http://localhost:{port}");
+    let config = format!(
+        "app:\n  baseUrl: {origin}\nbackend:\n  baseUrl: {origin}\n  listen: {{host: 127.0.0.1, port: {port}}}\n  database: {{client: better-sqlite3, connection: ':memory:'}}\nauth:\n  session:\n    secret: browser-test-secret\n  providers:\n{providers}"
+    );
+    let path = dir.path().join("app-config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .env("LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard {
+        child,
+        group: false,
+    };
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let ready = client
+            .get(format!(
+                "http://127.0.0.1:{port}/.backstage/health/v1/readiness"
+            ))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        if let Ok(Some(status)) = guard.child.try_wait() {
+            panic!("the server exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "the server was not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Server {
+        _guard: guard,
+        _dir: dir,
+        origin,
+    }
+}
+
+/// Headless Chromium under its own `chromedriver`, both ended when dropped.
+struct Browser {
+    client: Client,
+    _profile: tempfile::TempDir,
+    _driver: Guard,
+}
+
+impl Browser {
+    /// Starts `chromedriver` and a Chromium session, or returns `None` (having said why) when
+    /// they are not installed outside CI.
+    ///
+    /// # Panics
+    ///
+    /// When they are missing under CI, or do not start.
+    async fn start_or_skip() -> Option<Self> {
+        let driver = find_executable(&["chromedriver"]);
+        let chromium = find_executable(&["chromium", "chromium-browser"]);
+        let (Some(driver), Some(chromium)) = (driver, chromium) else {
+            assert!(
+                !under_ci(),
+                "the browser tests need Chromium and chromedriver under CI: {INSTALL_HINT}"
+            );
+            eprintln!("skipping: this test needs Chromium and chromedriver: {INSTALL_HINT}");
+            return None;
+        };
+        Some(Self::start(&driver, &chromium).await)
+    }
+
+    async fn start(driver: &Path, chromium: &Path) -> Self {
+        let started = Instant::now();
+        let port = free_port();
+        let child = {
+            use std::os::unix::process::CommandExt;
+            Command::new(driver)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("could not run {}: {e}", driver.display()))
+        };
+        let mut guard = Guard { child, group: true };
+        let webdriver = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let status = http.get(format!("{webdriver}/status")).send().await;
+            if let Ok(response) = status {
+                let body: Value = response.json().await.unwrap_or_default();
+                if body["value"]["ready"] == true {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = guard.child.try_wait() {
+                panic!("chromedriver exited before it was ready: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver was not ready within {TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let driver_ready = started.elapsed();
+        let profile = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| (*f).to_owned()).collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.display().to_string(),
+                "args": args,
+            },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object literal")
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = tokio::time::timeout(
+            TIMEOUT,
+            ClientBuilder::new(connector)
+                .capabilities(capabilities)
+                .connect(&webdriver),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("Chromium did not start within {TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("could not start a Chromium session: {e}"));
+        eprintln!(
+            "chromedriver ready in {driver_ready:?}, Chromium session in {:?}",
+            started.elapsed()
+        );
+        Self {
+            client,
+            _profile: profile,
+            _driver: guard,
+        }
+    }
+
+    /// Ends the session cleanly (Chromium exits); the guard kills whatever is left.
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+
+    /// Fails the test with `what` and the URL and source of every open window (the page and
+    /// any popup), the current one first.
+    async fn fail(&self, what: impl Display) -> ! {
+        let mut report = String::new();
+        let current = self.client.window().await.ok();
+        let mut windows: Vec<Option<WindowHandle>> = vec![None];
+        if let Ok(all) = self.client.windows().await {
+            windows.extend(
+                all.into_iter()
+                    .filter(|w| Some(w) != current.as_ref())
+                    .map(Some),
+            );
+        }
+        for window in windows {
+            if let Some(window) = window
+                && self.client.switch_to_window(window).await.is_err()
+            {
+                continue;
+            }
+            let url = self
+                .client
+                .current_url()
+                .await
+                .map_or_else(|e| format!("(no URL: {e})"), |u| u.to_string());
+            let source = self
+                .client
+                .source()
+                .await
+                .unwrap_or_else(|e| format!("(no page source: {e})"));
+            report.push_str(&format!(
+                "\n--- window {url} ---\n{source}\n--- end of window ---"
+            ));
+        }
+        panic!("{what}{report}");
+    }
+
+    async fn goto(&self, url: &str) {
+        if let Err(e) = self.client.goto(url).await {
+            self.fail(format_args!("could not open {url}: {e}")).await;
+        }
+    }
+
+    /// Waits until the element `css` is shown, and returns it.
+    async fn shown(&self, css: &str) -> fantoccini::elements::Element {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && element.is_displayed().await.unwrap_or(false)
+            {
+                return element;
+            }
+            if Instant::now() > deadline {
+                self.fail(format_args!("{css} was not shown within {TIMEOUT:?}"))
+                    .await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Clicks the element `css` once it is shown.
+    async fn click(&self, css: &str) {
+        let element = self.shown(css).await;
+        if let Err(e) = element.click().await {
+            self.fail(format_args!("could not click {css}: {e}")).await;
+        }
+    }
+
+    /// Waits until the shown text of `css` is `expected`.
+    async fn wait_text(&self, css: &str, expected: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut last = String::new();
+        loop {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = element.text().await
+            {
+                if text == expected {
+                    return;
+                }
+                last = text;
+            }
+            if Instant::now() > deadline {
+                self.fail(format_args!(
+                    "{css} did not read {expected:?} within {TIMEOUT:?}; it read {last:?}"
+                ))
+                .await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the element `css` exists and is hidden.
+    async fn wait_hidden(&self, css: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && element.is_displayed().await.is_ok_and(|shown| !shown)
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.fail(format_args!("{css} was not hidden within {TIMEOUT:?}"))
+                    .await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Calls `/refresh` of `provider` with `fetch` from the page, as the page itself does, and
+    /// returns the status and the JSON body.
+    async fn fetch_refresh(&self, provider: &str) -> (u16, Value) {
+        let script = "const [url, done] = arguments;\n\
+            fetch(url, { credentials: 'include', headers: { 'x-requested-with': 'XMLHttpRequest' } })\n\
+              .then(async (res) => done({ status: res.status, body: await res.text() }))\n\
+              .catch((err) => done({ status: 0, body: String(err) }));";
+        let url = format!("/api/auth/{provider}/refresh?env=development");
+        let result = match self.client.execute_async(script, vec![json!(url)]).await {
+            Ok(result) => result,
+            Err(e) => self.fail(format_args!("fetch {url} failed: {e}")).await,
+        };
+        let status = result["status"].as_u64().unwrap_or(0);
+        let body = result["body"].as_str().unwrap_or_default();
+        (
+            u16::try_from(status).unwrap_or(0),
+            serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned())),
+        )
+    }
+
+    /// The handle of the one window other than `main`, once it is open.
+    async fn popup(&self, main: &WindowHandle) -> WindowHandle {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Ok(windows) = self.client.windows().await
+                && let Some(popup) = windows.into_iter().find(|w| w != main)
+            {
+                return popup;
+            }
+            if Instant::now() > deadline {
+                self.fail("the login popup did not open").await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Whether a window other than `main` is open.
+    async fn popup_open(&self, main: &WindowHandle) -> bool {
+        self.client
+            .windows()
+            .await
+            .is_ok_and(|windows| windows.iter().any(|w| w != main))
+    }
+
+    /// In the popup just opened from `main`, signs `login` in at oidc-provider's development
+    /// interactions: types into its login form and submits, then confirms its consent form when
+    /// it asks, until the popup closes itself after posting the result to the page. Returns
+    /// whether the login form and the consent form were shown. Ends back in `main`.
+    async fn sign_in_at_idp(&self, main: &WindowHandle, login: &str) -> (bool, bool) {
+        let popup = self.popup(main).await;
+        let (mut saw_login, mut saw_consent) = (false, false);
+        let deadline = Instant::now() + TIMEOUT;
+        while self.popup_open(main).await {
+            if Instant::now() > deadline {
+                self.fail("the login popup did not finish").await;
+            }
+            // The popup may close itself at any moment: every failure below means "look again".
+            if self.client.switch_to_window(popup.clone()).await.is_ok() {
+                let form = |prompt: &str| format!("form:has(input[name=prompt][value={prompt}])");
+                if let Ok(form_el) = self.client.find(Locator::Css(&form("login"))).await {
+                    let filled = async {
+                        let user = form_el.find(Locator::Css("input[name=login]")).await?;
+                        user.clear().await?;
+                        user.send_keys(login).await?;
+                        let password = form_el.find(Locator::Css("input[name=password]")).await?;
+                        password.send_keys("any password").await?;
+                        let submit = form_el.find(Locator::Css("button[type=submit]")).await?;
+                        submit.click().await?;
+                        Ok::<_, fantoccini::error::CmdError>(submit)
+                    }
+                    .await;
+                    if let Ok(submit) = filled {
+                        saw_login = true;
+                        self.wait_gone(&submit).await;
+                    }
+                } else if let Ok(form_el) = self.client.find(Locator::Css(&form("consent"))).await
+                    && let Ok(submit) = form_el.find(Locator::Css("button[type=submit]")).await
+                    && submit.click().await.is_ok()
+                {
+                    saw_consent = true;
+                    self.wait_gone(&submit).await;
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        if let Err(e) = self.client.switch_to_window(main.clone()).await {
+            panic!("could not switch back to the page: {e}");
+        }
+        (saw_login, saw_consent)
+    }
+
+    /// Waits until `element` left the page: its page navigated away, or its window closed.
+    async fn wait_gone(&self, element: &fantoccini::elements::Element) {
+        let deadline = Instant::now() + TIMEOUT;
+        while element.is_displayed().await.is_ok() {
+            if Instant::now() > deadline {
+                self.fail("a submitted form stayed on the page").await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+fn guest_providers() -> String {
+    "    guest: {}\n".to_owned()
+}
+
+/// An `oidc` provider at `idp`, with the config's `prompt` when given (`none` is answered with
+/// an error by an IdP where the browser has no session).
+fn oidc_provider(id: &str, idp: &OidcTestProvider, prompt: Option<&str>) -> String {
+    let prompt = prompt.map_or_else(String::new, |p| format!("        prompt: {p}\n"));
+    format!(
+        "    {id}:\n      provider: oidc\n      development:\n        metadataUrl: {}\n        clientId: {}\n        clientSecret: {}\n{prompt}        signIn:\n          resolvers:\n            - resolver: emailLocalPartMatchingUserEntityName\n              dangerouslyAllowSignInWithoutUserInCatalog: true\n",
+        idp.discovery_url(),
+        idp.client_id(),
+        idp.client_secret()
+    )
+}
+
+#[tokio::test]
+async fn guest_signs_in_from_the_page() {
+    let started = Instant::now();
+    let server = start_server(&guest_providers()).await;
+    let Some(browser) = Browser::start_or_skip().await else {
+        return;
+    };
+    browser.goto(&format!("{}/", server.origin)).await;
+    browser
+        .wait_text("button[data-provider=guest]", "Sign in with Guest")
+        .await;
+    browser.click("button[data-provider=guest]").await;
+    browser
+        .wait_text("#session-user", "user:development/guest")
+        .await;
+    browser
+        .wait_text("#session-ownership", "user:development/guest")
+        .await;
+    browser.wait_text("#session-provider", "guest").await;
+    browser.wait_hidden("#error").await;
+    let expiry = browser.shown("#session-expiry").await.text().await.unwrap();
+    assert!(expiry.contains("min)"), "{expiry}");
+    browser.close().await;
+    eprintln!("guest test took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn oidc_signs_in_through_the_popup_refreshes_and_signs_out() {
+    let started = Instant::now();
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    let server = start_server(&oidc_provider("oidc", &idp, Some("login"))).await;
+    let Some(browser) = Browser::start_or_skip().await else {
+        return;
+    };
+    let page = format!("{}/", server.origin);
+    browser.goto(&page).await;
+    let main = browser.client.window().await.unwrap();
+
+    // The popup: oidc-provider's login form, then its consent form.
+    browser.click("button[data-provider=oidc]").await;
+    let (login_form, consent_form) = browser.sign_in_at_idp(&main, "carol").await;
+    assert!(
+        login_form && consent_form,
+        "login {login_form}, consent {consent_form}"
+    );
+    browser
+        .wait_text("#session-user", "user:default/carol")
+        .await;
+    browser
+        .wait_text("#session-ownership", "user:default/carol")
+        .await;
+    browser.wait_text("#session-provider", "oidc").await;
+    browser
+        .wait_text(
+            "#session-profile",
+            &format!(
+                "{} · {}",
+                OidcTestProvider::name_of("carol"),
+                OidcTestProvider::email_of("carol")
+            ),
+        )
+        .await;
+
+    // The page's Refresh button: a new token from the session cookie, same identity.
+    browser.click("#refresh").await;
+    browser
+        .wait_text("#session-user", "user:default/carol")
+        .await;
+    browser.wait_hidden("#error").await;
+
+    // After a reload the page starts blank, but the session cookie still refreshes.
+    browser.client.refresh().await.unwrap();
+    browser.shown("button[data-provider=oidc]").await;
+    let (status, body) = browser.fetch_refresh("oidc").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["backstageIdentity"]["identity"]["userEntityRef"], "user:default/carol",
+        "{body}"
+    );
+
+    // Sign in again from the reloaded page (the IdP asks for the login again: prompt=login;
+    // the grant is remembered), then sign out: the session section goes, and so does the
+    // cookie.
+    browser.click("button[data-provider=oidc]").await;
+    let (login_form, _) = browser.sign_in_at_idp(&main, "carol").await;
+    assert!(login_form);
+    browser
+        .wait_text("#session-user", "user:default/carol")
+        .await;
+    browser.click("#signout").await;
+    browser.wait_hidden("#session").await;
+    let (status, body) = browser.fetch_refresh("oidc").await;
+    assert_eq!(status, 401, "{body}");
+    browser.wait_hidden("#error").await;
+    browser.close().await;
+    eprintln!("oidc popup test took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_closed_popup_and_an_idp_error_show_on_the_page() {
+    let started = Instant::now();
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    // `oidc` asks for a login; `corp-sso` sends `prompt=none`, which the IdP answers with
+    // `login_required` in a browser that has no session there.
+    let providers = format!(
+        "{}{}",
+        oidc_provider("oidc", &idp, Some("login")),
+        oidc_provider("corp-sso", &idp, Some("none"))
+    );
+    let server = start_server(&providers).await;
+    let Some(browser) = Browser::start_or_skip().await else {
+        return;
+    };
+    browser.goto(&format!("{}/", server.origin)).await;
+    let main = browser.client.window().await.unwrap();
+
+    // The person closes the popup at the IdP's login form.
+    browser.click("button[data-provider=oidc]").await;
+    let popup = browser.popup(&main).await;
+    browser.client.switch_to_window(popup).await.unwrap();
+    browser.shown("input[name=login]").await;
+    browser.client.close_window().await.unwrap();
+    browser.client.switch_to_window(main.clone()).await.unwrap();
+    browser
+        .wait_text("#error", "Login failed, popup was closed")
+        .await;
+    browser.wait_hidden("#session").await;
+
+    // The IdP refuses: the error comes back through the popup and shows on the page.
+    browser.click("button[data-provider=corp-sso]").await;
+    let deadline = Instant::now() + TIMEOUT;
+    let message = loop {
+        let text = match browser.client.find(Locator::Css("#error")).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if !text.is_empty() && text != "Login failed, popup was closed" {
+            break text;
+        }
+        if Instant::now() > deadline {
+            browser
+                .fail("no error was shown for the IdP's refusal")
+                .await;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    assert!(
+        // oidc-provider's `error_description` for `login_required`, in the page's words.
+        message.starts_with("Authentication failed")
+            && message.contains("End-User authentication is required"),
+        "{message}"
+    );
+    // The popup closes itself shortly after posting its message.
+    let deadline = Instant::now() + TIMEOUT;
+    while browser.popup_open(&main).await {
+        if Instant::now() > deadline {
+            browser
+                .fail("the popup stayed open after the IdP's refusal")
+                .await;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    browser.wait_hidden("#session").await;
+    eprintln!("the IdP's refusal reads: {message}");
+    browser.close().await;
+    eprintln!("error test took {:?}", started.elapsed());
+}

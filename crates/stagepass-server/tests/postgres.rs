@@ -1,0 +1,255 @@
+//! Two `stagepass-server` processes on one PostgreSQL database, as replicas behind a load
+//! balancer: a token issued by one verifies at the other, both publish the same keys, and
+//! tokens survive a restart. The database server is the ephemeral cluster `cargo xtask ci`
+//! starts and names in `STAGEPASS_TEST_POSTGRES_URL`; each test uses a database of its own,
+//! which the server creates (as Backstage does).
+//!
+//! Key rotation across replicas cannot be waited for here (`auth.backstageTokenExpiration` is
+//! at least 10 minutes); the clock-driven tests of `stagepass-identity` cover it.
+//!
+//! Without `STAGEPASS_TEST_POSTGRES_URL` the tests skip (and say so), except under CI, where
+//! they fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use stagepass_identity::JwksVerifier;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stagepass-server");
+
+/// The variable naming the test cluster.
+const URL_VAR: &str = "STAGEPASS_TEST_POSTGRES_URL";
+
+/// The URL of a database of this test's own on the test cluster (created by the server), or
+/// `None` (after saying so) when there is no test cluster outside CI.
+fn database_url(test: &str) -> Option<String> {
+    let Ok(admin_url) = std::env::var(URL_VAR) else {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        assert!(
+            !ci,
+            "{URL_VAR} is not set under CI: `cargo xtask ci` starts PostgreSQL and sets it"
+        );
+        eprintln!(
+            "skipped {test}: {URL_VAR} is not set (`cargo xtask ci` starts a PostgreSQL cluster \
+             and sets it)"
+        );
+        return None;
+    };
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&format!(
+        "server_test_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    Some(url.to_string())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.1 exchange; returns status and body.
+fn http(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    Some((status, body.to_owned()))
+}
+
+/// A replica: a `stagepass-server` process on its own port.
+struct Replica {
+    child: Child,
+    port: u16,
+}
+
+impl Replica {
+    fn start(dir: &Path, database_url: &str) -> Self {
+        let port = free_port();
+        let config = write_config(dir, port, database_url);
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .current_dir(dir)
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut replica = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some((200, _)) = http(port, "/.backstage/health/v1/readiness", &[]) {
+                return replica;
+            }
+            if let Ok(Some(status)) = replica.child.try_wait() {
+                panic!("server exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "server not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (status, body) = http(self.port, path, &[]).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn guest_token(&self) -> String {
+        let body = self.json("/api/auth/guest/refresh?env=development");
+        body["backstageIdentity"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn userinfo(&self, token: &str) -> (u16, String) {
+        http(
+            self.port,
+            "/api/auth/v1/userinfo",
+            &[("Authorization", &format!("Bearer {token}"))],
+        )
+        .unwrap()
+    }
+
+    fn jwks_url(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/api/auth/.well-known/jwks.json",
+            self.port
+        )
+    }
+
+    fn kids(&self) -> Vec<String> {
+        let mut kids: Vec<String> = self.json("/api/auth/.well-known/jwks.json")["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect();
+        kids.sort();
+        kids
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, port: u16, database_url: &str) -> PathBuf {
+    let path = dir.join(format!("app-config.{port}.yaml"));
+    let body = format!(
+        "app:\n  baseUrl: http://localhost:3000\nbackend:\n  baseUrl: http://127.0.0.1:{port}\n  listen:\n    host: 127.0.0.1\n    port: {port}\n  database:\n    client: pg\n    connection: {database_url}\nauth:\n  session:\n    secret: test-secret\n  backstageTokenExpiration: {{ minutes: 10 }}\n  providers:\n    guest: {{}}\n"
+    );
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// Polls `probe` until it returns `Some` or 10 seconds have passed.
+fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_replicas_on_one_database_share_keys_and_users() {
+    let Some(url) = database_url("two_replicas_on_one_database_share_keys_and_users") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = Replica::start(dir.path(), &url);
+    let b = Replica::start(dir.path(), &url);
+
+    // A token issued by A verifies at B, whose JWKS lists A's key.
+    let token = a.guest_token();
+    let (status, body) = b.userinfo(&token);
+    assert_eq!(status, 200, "A's token at B: {body}");
+    let info: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["claims"]["sub"], "user:development/guest");
+    assert_eq!(a.kids().len(), 1);
+    assert_eq!(a.kids(), b.kids());
+
+    // B signs with a key of its own, which A publishes once its one-second cache expires.
+    let token_b = b.guest_token();
+    let both = eventually("A to publish B's key", || {
+        let kids = a.kids();
+        (kids.len() == 2).then_some(kids)
+    });
+    assert_eq!(both, b.kids());
+    let (status, body) = a.userinfo(&token_b);
+    assert_eq!(status, 200, "B's token at A: {body}");
+
+    // Another service verifies tokens of either replica against either JWKS.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for jwks in [a.jwks_url(), b.jwks_url()] {
+        let verifier = JwksVerifier::new(jwks);
+        for token in [&token, &token_b] {
+            let claims = runtime.block_on(verifier.verify(token)).unwrap();
+            assert_eq!(claims.sub, "user:development/guest");
+        }
+    }
+}
+
+#[test]
+fn tokens_survive_a_restart_on_postgres() {
+    let Some(url) = database_url("tokens_survive_a_restart_on_postgres") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = Replica::start(dir.path(), &url);
+    let token = first.guest_token();
+    let kids = first.kids();
+    drop(first);
+
+    let second = Replica::start(dir.path(), &url);
+    assert_eq!(
+        second.kids(),
+        kids,
+        "the first run's key is still published"
+    );
+    let (status, body) = second.userinfo(&token);
+    assert_eq!(
+        status, 200,
+        "a token of the first run still verifies: {body}"
+    );
+}
