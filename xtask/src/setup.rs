@@ -49,6 +49,31 @@ pub(crate) const SYSTEM_PACKAGES: &[SystemPackage] = &[
         why: "the browser tests of stagepass-server (WebDriver for Chromium)",
         executable: Some("chromedriver"),
     },
+    SystemPackage {
+        name: "libclang-dev",
+        why: "bindgen in the SAML provider (samael's libxmlsec1 bindings)",
+        executable: None,
+    },
+    SystemPackage {
+        name: "libxmlsec1-dev",
+        why: "XML signatures in the SAML provider (samael)",
+        executable: None,
+    },
+    SystemPackage {
+        name: "libxml2-dev",
+        why: "XML parsing in the SAML provider (samael)",
+        executable: None,
+    },
+    SystemPackage {
+        name: "libssl-dev",
+        why: "OpenSSL for the SAML provider (samael, xmlsec)",
+        executable: None,
+    },
+    SystemPackage {
+        name: "pkg-config",
+        why: "finding libxmlsec1 and libxml2 when building the SAML provider",
+        executable: Some("pkg-config"),
+    },
 ];
 
 /// A process the tests talk to, started by `cargo xtask ci` before the tests and stopped after.
@@ -81,10 +106,16 @@ pub(crate) struct NodeProject {
 }
 
 /// The npm projects the tests need.
-pub(crate) const NODE_PROJECTS: &[NodeProject] = &[NodeProject {
-    dir: "crates/stagepass-testkit/idp/oidc",
-    why: "the test OpenID provider (npm oidc-provider) of stagepass-testkit",
-}];
+pub(crate) const NODE_PROJECTS: &[NodeProject] = &[
+    NodeProject {
+        dir: "crates/stagepass-testkit/idp/oidc",
+        why: "the test OpenID provider (npm oidc-provider) of stagepass-testkit",
+    },
+    NodeProject {
+        dir: "crates/stagepass-testkit/idp/saml",
+        why: "the test SAML IdP (npm samlify) of stagepass-testkit",
+    },
+];
 
 /// The oldest Node.js major version the [`NODE_PROJECTS`] run on (oidc-provider 9 needs 20).
 const MIN_NODE_MAJOR: u32 = 20;

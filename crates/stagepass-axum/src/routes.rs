@@ -17,7 +17,7 @@ use stagepass_core::{
 use url::Url;
 
 use crate::backend::{AuthBackend, Inner, OAuthEnvironment, Provider, ResolverContext};
-use crate::cookies::{CookieAttributes, CookieWriter, RequestCookies};
+use crate::cookies::{CookieAttributes, CookieWriter, RequestCookies, SameSite};
 use crate::crypto::{constant_time_eq, new_nonce};
 use crate::error::ErrorResponse;
 use crate::metrics::Outcome;
@@ -315,7 +315,7 @@ async fn start_inner(
 
     let now = inner.clock.now();
     let app_origin = app_origin_url(inner, origin.as_deref());
-    let attrs = CookieAttributes::new(id, &callback, app_origin.as_ref());
+    let attrs = login_cookie_attributes(id, &callback, app_origin.as_ref(), env);
     let mut writer = CookieWriter::new();
     writer.set(
         &attrs,
@@ -348,6 +348,22 @@ async fn start_inner(
         .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     writer.apply(response.headers_mut());
     Ok(response)
+}
+
+/// The attributes of the login cookies (nonce, flow state) and of the cookies set by the
+/// callback: the defaults, made `SameSite=None` when the identity provider comes back with a
+/// cross-site POST and the cookies are `Secure` (browsers refuse `SameSite=None` without it).
+fn login_cookie_attributes(
+    id: &str,
+    callback: &Url,
+    app_origin: Option<&Url>,
+    env: &OAuthEnvironment,
+) -> CookieAttributes {
+    let mut attrs = CookieAttributes::new(id, callback, app_origin);
+    if attrs.secure && env.strategy.callback_is_cross_site_post() {
+        attrs.same_site = SameSite::None;
+    }
+    attrs
 }
 
 fn app_origin_url(inner: &Inner, origin: Option<&str>) -> Option<Url> {
@@ -385,18 +401,31 @@ async fn frame(
         Err(error) => return req.error(error),
     };
     let query = query_params(&uri);
+    let form = if req.method == Method::POST && is_form(&headers) {
+        form_urlencoded::parse(&body)
+            .into_owned()
+            .collect::<Params>()
+    } else {
+        Params::default()
+    };
+    let mut params = query.clone();
+    for (k, v) in form.iter() {
+        params.push(k, v);
+    }
+    // The state comes in the query (OAuth), or as the form's `RelayState` when the identity
+    // provider posts back (SAML HTTP-POST binding). The query wins when both are there.
+    let mut state_source = query.clone();
+    if !query.contains("state")
+        && let Some(relay_state) = form.get("RelayState")
+    {
+        state_source.push("state", relay_state);
+    }
     // Environment dispatch happens before the popup handling: its errors are JSON.
-    let (env_name, env) = match select_env(envs, &query) {
+    let (env_name, env) = match select_env(envs, &state_source) {
         Ok(found) => found,
         Err(error) => return req.error(error),
     };
-    let mut params = query.clone();
-    if req.method == Method::POST && is_form(&headers) {
-        for (k, v) in form_urlencoded::parse(&body) {
-            params.push(k.into_owned(), v.into_owned());
-        }
-    }
-    let state = match query.get("state").map(OAuthState::decode) {
+    let state = match state_source.get("state").map(OAuthState::decode) {
         Some(Ok(state)) => state,
         Some(Err(error)) => return req.error(error),
         None => return req.error(Error::input("Missing OAuth state")),
@@ -549,7 +578,7 @@ async fn complete_login(
         id,
         env_name,
         env,
-        attrs: CookieAttributes::new(id, &callback, app_origin.as_ref()),
+        attrs: login_cookie_attributes(id, &callback, app_origin.as_ref(), env),
         request: &cookies,
         now,
         writer: CookieWriter::new(),

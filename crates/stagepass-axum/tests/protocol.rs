@@ -936,3 +936,139 @@ async fn well_known_documents_and_userinfo() {
     }
     let _ = &h.issuer;
 }
+
+/// A backend whose `test` provider's identity provider posts back cross-site (as SAML does),
+/// served on `backend`.
+fn cross_site_harness(backend: &str) -> Harness {
+    let clock = Arc::new(ManualClock::starting_now());
+    let idp = Arc::new(
+        TestStrategy::new(ScopePolicy::default())
+            .with_clock(clock.clone())
+            .with_cross_site_callback(),
+    );
+    let user_info = Arc::new(MemoryUserInfoStore::new());
+    let issuer = Arc::new(
+        TokenFactory::builder(format!("{backend}/api/auth"))
+            .key_store(Arc::new(MemoryKeyStore::new()))
+            .user_info_store(user_info.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+    );
+    let env = OAuthEnvironment::new(idp.clone()).sign_in(Arc::new(UsernameResolver));
+    let backend = AuthBackend::builder()
+        .app_base_url(Url::parse(APP).unwrap())
+        .backend_base_url(Url::parse(backend).unwrap())
+        .token_issuer(issuer.clone())
+        .user_info_store(user_info)
+        .clock(clock)
+        .oauth_provider("test", [("development".to_owned(), env)])
+        .build()
+        .unwrap();
+    let router = axum::Router::new().nest("/api/auth", backend.router());
+    Harness {
+        client: TestClient::new(router),
+        idp,
+        issuer,
+    }
+}
+
+#[tokio::test]
+async fn relay_state_in_a_posted_form_carries_the_state() {
+    let h = harness();
+    let start = h.start("&flow=popup").await;
+    let callback = h
+        .idp
+        .authorize(&start.location().unwrap(), &TestUser::new("jane"));
+    let code = query(&callback, "code").unwrap();
+    let state = query(&callback, "state").unwrap();
+    let res = h
+        .client
+        .post(callback.path())
+        .form(&[("code", &code), ("RelayState", &state)])
+        .send()
+        .await;
+    let (message, origin) = res.popup().unwrap();
+    assert_eq!(origin, APP);
+    assert_eq!(
+        message["response"]["backstageIdentity"]["identity"]["userEntityRef"], "user:default/jane",
+        "{message}"
+    );
+
+    // The nonce check applies to a RelayState as to a state: a forged one fails.
+    let start = h.start("").await;
+    let callback = h
+        .idp
+        .authorize(&start.location().unwrap(), &TestUser::new("jane"));
+    let code = query(&callback, "code").unwrap();
+    let forged: String = b"nonce=forged&env=development"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let res = h
+        .client
+        .post(callback.path())
+        .form(&[("code", &code), ("RelayState", &forged)])
+        .send()
+        .await;
+    assert_eq!(res.popup().unwrap().0["error"]["message"], "Invalid nonce");
+
+    // Without state or RelayState the callback is still refused as before.
+    let res = h
+        .client
+        .post(callback.path())
+        .form(&[("code", &code)])
+        .send()
+        .await;
+    assert_eq!(error_body(&res).0, 400);
+    // A RelayState in the query is not a form field: it does not count.
+    let res = h
+        .client
+        .get(&format!(
+            "{}?code={code}&RelayState={forged}",
+            callback.path()
+        ))
+        .send()
+        .await;
+    assert_eq!(error_body(&res).0, 400);
+}
+
+#[tokio::test]
+async fn cross_site_callbacks_get_same_site_none_cookies_on_https_only() {
+    let h = cross_site_harness("https://backstage.example.com");
+    let start = h
+        .client
+        .get("/api/auth/test/start?env=development")
+        .send()
+        .await;
+    assert_eq!(start.status, 302, "{}", start.text());
+    let nonce = start.set_cookie("test-nonce").unwrap();
+    assert!(nonce.contains("; Secure"), "{nonce}");
+    assert!(nonce.ends_with("; SameSite=None"), "{nonce}");
+    let flow = start.set_cookie("test-flow").unwrap();
+    assert!(
+        flow.contains("; Secure") && flow.ends_with("; SameSite=None"),
+        "{flow}"
+    );
+
+    // On plain http, SameSite=None would be refused without Secure: the cookies stay Lax.
+    let h = cross_site_harness("http://localhost:7007");
+    let start = h
+        .client
+        .get("/api/auth/test/start?env=development")
+        .send()
+        .await;
+    let nonce = start.set_cookie("test-nonce").unwrap();
+    assert!(nonce.ends_with("; HttpOnly; SameSite=Lax"), "{nonce}");
+    assert!(!nonce.contains("Secure"), "{nonce}");
+
+    // A provider that does not ask keeps Lax even on https with the app on the same site.
+    let h = harness();
+    let start = h.start("").await;
+    assert!(
+        start
+            .set_cookie("test-nonce")
+            .unwrap()
+            .ends_with("SameSite=Lax")
+    );
+}

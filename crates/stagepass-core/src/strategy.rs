@@ -247,6 +247,14 @@ pub trait Strategy: Send + Sync + 'static {
     fn scope_policy(&self) -> ScopePolicy {
         ScopePolicy::default()
     }
+
+    /// Whether the identity provider sends the browser back with a cross-site POST (the SAML
+    /// HTTP-POST binding). The protocol layer then makes the login cookies `SameSite=None` so
+    /// that the browser sends them on that POST; browsers accept that only with `Secure`, so
+    /// on plain http the cookies stay `SameSite=Lax`.
+    fn callback_is_cross_site_post(&self) -> bool {
+        false
+    }
 }
 
 /// What the protocol layer hands to a [`ProxyAuthenticator`]: the request's headers.

@@ -178,7 +178,11 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
             }
             other => match kinds.iter().find(|k| k.name() == other) {
                 Some(kind) => {
-                    let environments = providers::oauth_environments(section, kind.as_ref())?;
+                    let environments = providers::oauth_environments(
+                        section,
+                        kind.as_ref(),
+                        &config.auth.environment,
+                    )?;
                     builder = builder.oauth_provider(section.id.clone(), environments);
                     page_providers.push(PageProvider {
                         id: section.id.clone(),

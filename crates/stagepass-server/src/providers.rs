@@ -73,6 +73,13 @@ pub(crate) trait ProviderKind: Send + Sync {
     fn resolver_names(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// A key that, found directly in `auth.providers.<id>`, means the section is one
+    /// environment-less configuration (Backstage's SAML provider has no environments); it then
+    /// serves the configured `auth.environment`.
+    fn flat_marker(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The provider types of this build.
@@ -84,6 +91,8 @@ pub(crate) fn kinds() -> Vec<Box<dyn ProviderKind>> {
         Box::new(GitlabKind),
         Box::new(GithubKind),
         Box::new(OAuth2Kind),
+        #[cfg(feature = "saml")]
+        Box::new(SamlKind),
     ]
 }
 
@@ -321,11 +330,18 @@ pub(crate) fn kind_name(section: &ProviderSection) -> Result<String, ConfigError
 pub(crate) fn oauth_environments(
     section: &ProviderSection,
     kind: &dyn ProviderKind,
+    default_env: &str,
 ) -> Result<Vec<(String, OAuthEnvironment)>, ConfigError> {
     let reader = section.reader();
+    let flat = kind.flat_marker().is_some_and(|key| reader.has(key));
+    let sections = if flat {
+        vec![(default_env, reader.clone())]
+    } else {
+        reader.entries()?
+    };
     let mut environments = Vec::new();
-    for (env, env_reader) in reader.entries()? {
-        if env == "provider" {
+    for (env, env_reader) in sections {
+        if env == "provider" && !flat {
             continue;
         }
         if env_reader.has("scope") {
@@ -340,6 +356,9 @@ pub(crate) fn oauth_environments(
         }
         let mut allowed: Vec<&str> = COMMON_ENV_KEYS.to_vec();
         allowed.extend_from_slice(kind.keys());
+        if flat {
+            allowed.push("provider");
+        }
         env_reader.check_keys(&allowed)?;
         let additional_scopes = env_reader
             .optional_string_list("additionalScopes")?
@@ -588,5 +607,76 @@ impl ProviderKind for OAuth2Kind {
 
     fn resolver_names(&self) -> &'static [&'static str] {
         &["usernameMatchingUserEntityName"]
+    }
+}
+
+/// `saml`: a SAML 2.0 identity provider.
+#[cfg(feature = "saml")]
+struct SamlKind;
+
+#[cfg(feature = "saml")]
+impl ProviderKind for SamlKind {
+    fn name(&self) -> &'static str {
+        "saml"
+    }
+
+    fn title(&self) -> &'static str {
+        "SAML"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &[
+            "entryPoint",
+            "issuer",
+            "idpIssuer",
+            "cert",
+            "audience",
+            "identifierFormat",
+            "acceptedClockSkewMs",
+        ]
+    }
+
+    fn strategy(&self, env: &EnvContext<'_>) -> Result<Arc<dyn Strategy>, ConfigError> {
+        use stagepass::saml::SamlProvider;
+        let r = &env.reader;
+        let mut builder = SamlProvider::builder()
+            .entry_point(r.url("entryPoint")?)
+            .issuer(r.string("issuer")?)
+            .idp_issuer(r.string("idpIssuer")?);
+        for cert in r.string_list("cert")? {
+            builder = builder.cert(cert);
+        }
+        if let Some(audience) = r.optional_string("audience")? {
+            builder = builder.audience(audience);
+        }
+        if let Some(format) = r.optional_string("identifierFormat")? {
+            builder = builder.identifier_format(format);
+        }
+        if let Some(skew) = r.optional_integer("acceptedClockSkewMs", 0, 86_400_000)? {
+            builder = builder.accepted_clock_skew(std::time::Duration::from_millis(skew as u64));
+        }
+        Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
+    }
+
+    fn resolver(
+        &self,
+        name: &str,
+        options: &ConfigReader<'_>,
+    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
+        (name == "nameIdMatchingUserEntityName").then(|| {
+            let missing = fallback_option(options)?;
+            Ok(
+                Arc::new(stagepass::saml::resolvers::name_id_matching_user_entity_name(missing))
+                    as Arc<dyn SignInResolver>,
+            )
+        })
+    }
+
+    fn resolver_names(&self) -> &'static [&'static str] {
+        &["nameIdMatchingUserEntityName"]
+    }
+
+    fn flat_marker(&self) -> Option<&'static str> {
+        Some("entryPoint")
     }
 }

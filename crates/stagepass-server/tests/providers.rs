@@ -281,3 +281,78 @@ async fn catalog_users_sign_in_with_their_groups() {
     assert_eq!(message["error"]["name"], "NotFoundError", "{message}");
     assert!(message.get("response").is_none());
 }
+
+/// SAML configured as Backstage does (keys directly under `auth.providers.saml`), signing in
+/// against the samlify IdP: the IdP's form is posted to `/handler/frame` like a browser would.
+#[cfg(feature = "saml")]
+#[tokio::test]
+async fn saml_signs_in_with_backstage_style_config() {
+    use stagepass_testkit::SamlTestIdp;
+
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cert: String = idp
+        .cert()
+        .lines()
+        .map(|l| format!("\n          {l}"))
+        .collect();
+    let providers = format!(
+        "    saml:\n      entryPoint: {}\n      issuer: https://backstage.example.com/saml-sp\n      idpIssuer: {}\n      cert: |{cert}\n      signIn:\n        resolvers:\n          - resolver: nameIdMatchingUserEntityName\n            dangerouslyAllowSignInWithoutUserInCatalog: true\n",
+        idp.sso_url(),
+        idp.entity_id()
+    );
+    let path = dir.path().join("app-config.yaml");
+    std::fs::write(&path, config(port, &providers)).unwrap();
+    let _server = start(&path, port, &[]).await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = browser
+        .get(format!(
+            "http://127.0.0.1:{port}/api/auth/saml/start?env=development&origin=http://localhost:3000&flow=popup"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let redirect = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(
+        redirect.query_pairs().any(|(k, _)| k == "SAMLRequest"),
+        "{redirect}"
+    );
+    let form = idp
+        .login(&redirect, "jane@example.com", Some("jane"), "")
+        .await
+        .unwrap();
+    let frame = browser
+        .post(form.action.as_str())
+        .form(&[
+            ("SAMLResponse", form.saml_response.as_str()),
+            ("RelayState", form.relay_state.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (message, _) = parse_popup(&frame.text().await.unwrap()).unwrap();
+    assert_eq!(
+        message["response"]["backstageIdentity"]["identity"]["userEntityRef"], "user:default/jane",
+        "{message}"
+    );
+    // the same response again is refused
+    let replay = browser
+        .post(form.action.as_str())
+        .form(&[
+            ("SAMLResponse", form.saml_response.as_str()),
+            ("RelayState", form.relay_state.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (message, _) = parse_popup(&replay.text().await.unwrap()).unwrap();
+    assert!(message.get("error").is_some(), "{message}");
+}

@@ -4,13 +4,15 @@
 //! produce, a real OpenID provider ([`OidcTestProvider`], the npm package `oidc-provider`
 //! run by Node.js on loopback) with an HTTP-driven login, and a GitHub stand-in
 //! ([`GithubFixture`], in process on loopback) that answers GitHub's OAuth and user endpoints
-//! the documented way.
+//! the documented way, and a real SAML 2.0 IdP ([`SamlTestIdp`], the npm package `samlify` run by
+//! Node.js on loopback).
 
 mod client;
 mod clock;
 pub mod conformance;
 pub mod github;
 mod oidc;
+mod saml;
 mod strategy;
 
 pub use client::{TestClient, TestRequest, TestResponse};
@@ -19,6 +21,7 @@ pub use github::{GithubFixture, GithubFixtureBuilder, GithubTestUser};
 pub use oidc::{
     OidcBrowser, OidcLoginError, OidcStartError, OidcTestProvider, OidcTestProviderBuilder,
 };
+pub use saml::{SamlPost, SamlStartError, SamlTestIdp, parse_auto_post};
 pub use strategy::{TestStrategy, TestStrategyCalls, TestUser};
 
 /// Decodes the two script literals of a popup page: the posted message and the target origin.

@@ -3,7 +3,7 @@
 //! through its development login and consent forms over HTTP.
 
 mod browser;
-mod install;
+pub(crate) mod install;
 
 use std::collections::VecDeque;
 use std::fmt;

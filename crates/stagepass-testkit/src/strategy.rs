@@ -63,6 +63,7 @@ pub struct TestStrategy {
     clock: Arc<dyn Clock>,
     logout_url: Option<Url>,
     issue_refresh_tokens: bool,
+    cross_site_callback: bool,
 }
 
 impl std::fmt::Debug for TestStrategy {
@@ -88,6 +89,7 @@ impl TestStrategy {
             clock: Arc::new(SystemClock),
             logout_url: None,
             issue_refresh_tokens: true,
+            cross_site_callback: false,
         }
     }
 
@@ -109,6 +111,14 @@ impl TestStrategy {
     #[must_use]
     pub fn without_refresh_tokens(mut self) -> Self {
         self.issue_refresh_tokens = false;
+        self
+    }
+
+    /// Says that the callback is a cross-site POST, as a SAML IdP's is
+    /// ([`Strategy::callback_is_cross_site_post`]).
+    #[must_use]
+    pub fn with_cross_site_callback(mut self) -> Self {
+        self.cross_site_callback = true;
         self
     }
 
@@ -271,5 +281,9 @@ impl Strategy for TestStrategy {
 
     fn scope_policy(&self) -> ScopePolicy {
         self.policy.clone()
+    }
+
+    fn callback_is_cross_site_post(&self) -> bool {
+        self.cross_site_callback
     }
 }

@@ -14,6 +14,7 @@
 //! | `google` | `google`: Google sign-in | no |
 //! | `okta` | `okta`: Okta sign-in | no |
 //! | `gitlab` | `gitlab`: GitLab sign-in (gitlab.com and self-hosted) | no |
+//! | `saml` | `saml`: SAML 2.0 sign-in (needs libxmlsec1, libxml2 and libclang to build; not in `full`) | no |
 //! | `catalog` | `catalog`: user directories from catalog files and the Backstage catalog API | no |
 //! | `github` | `github`: GitHub sign-in (github.com and Enterprise Server, OAuth Apps and GitHub Apps) | no |
 //! | `full` | every provider that builds with the Rust toolchain alone | no |
@@ -110,4 +111,11 @@ pub mod github {
 #[cfg_attr(docsrs, doc(cfg(feature = "catalog")))]
 pub mod catalog {
     pub use stagepass_catalog::*;
+}
+
+/// SAML 2.0 sign-in.
+#[cfg(feature = "saml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "saml")))]
+pub mod saml {
+    pub use stagepass_saml::*;
 }

@@ -26,9 +26,9 @@ static INSTALL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The Node.js and npm executables.
 #[derive(Debug)]
-pub(super) struct Tools {
+pub(crate) struct Tools {
     /// `node`.
-    pub(super) node: PathBuf,
+    pub(crate) node: PathBuf,
     /// `npm`.
     npm: PathBuf,
 }
@@ -64,7 +64,7 @@ fn find_executable(name: &str) -> Option<PathBuf> {
 }
 
 /// Finds `node` (20 or later) and `npm`.
-pub(super) fn find_tools() -> Result<Tools, OidcStartError> {
+pub(crate) fn find_tools() -> Result<Tools, OidcStartError> {
     let Some(node) = find_executable("node") else {
         return Err(missing("`node` is not on PATH".to_owned()));
     };
@@ -89,8 +89,8 @@ pub(super) fn find_tools() -> Result<Tools, OidcStartError> {
     }
 }
 
-/// The `oidc-provider` version pinned in `package.json`.
-fn pinned_version(dir: &Path) -> Result<String, OidcStartError> {
+/// The version of `package` pinned in `package.json`.
+fn pinned_version_of(dir: &Path, package: &str) -> Result<String, OidcStartError> {
     let path = dir.join("package.json");
     let text = fs::read_to_string(&path).map_err(|error| {
         OidcStartError::Failed(format!("could not read {}: {error}", path.display()))
@@ -98,18 +98,15 @@ fn pinned_version(dir: &Path) -> Result<String, OidcStartError> {
     let manifest: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
         OidcStartError::Failed(format!("{} is not JSON: {error}", path.display()))
     })?;
-    manifest["dependencies"]["oidc-provider"]
+    manifest["dependencies"][package]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| OidcStartError::Failed(format!("{} pins no oidc-provider", path.display())))
+        .ok_or_else(|| OidcStartError::Failed(format!("{} pins no {package}", path.display())))
 }
 
-/// The `oidc-provider` version installed in `node_modules` of `dir`, if any.
-fn installed_version(dir: &Path) -> Option<String> {
-    let path = dir
-        .join("node_modules")
-        .join("oidc-provider")
-        .join("package.json");
+/// The version of `package` installed in `node_modules` of `dir`, if any.
+fn installed_version_of(dir: &Path, package: &str) -> Option<String> {
+    let path = dir.join("node_modules").join(package).join("package.json");
     let manifest: serde_json::Value = serde_json::from_str(&fs::read_to_string(path).ok()?).ok()?;
     manifest["version"].as_str().map(str::to_owned)
 }
@@ -130,17 +127,26 @@ fn unique(prefix: &str) -> String {
 /// renamed into place, so that test processes running at the same time never see a half-made
 /// install.
 pub(super) async fn ensure_installed(tools: &Tools) -> Result<(), OidcStartError> {
-    let dir = idp_dir();
-    let pinned = pinned_version(&dir)?;
-    if installed_version(&dir).as_deref() == Some(pinned.as_str()) {
+    ensure_installed_in(tools, &idp_dir(), "oidc-provider").await
+}
+
+/// Like [`ensure_installed`], for the npm project in `dir` whose main package is `package`.
+pub(crate) async fn ensure_installed_in(
+    tools: &Tools,
+    dir: &Path,
+    package: &str,
+) -> Result<(), OidcStartError> {
+    let dir = dir.to_path_buf();
+    let pinned = pinned_version_of(&dir, package)?;
+    if installed_version_of(&dir, package).as_deref() == Some(pinned.as_str()) {
         return Ok(());
     }
     let _guard = INSTALL.lock().await;
-    if installed_version(&dir).as_deref() == Some(pinned.as_str()) {
+    if installed_version_of(&dir, package).as_deref() == Some(pinned.as_str()) {
         return Ok(());
     }
     let scratch = dir.join(unique(".install"));
-    let result = install_into(tools, &dir, &scratch, &pinned).await;
+    let result = install_into(tools, &dir, &scratch, &pinned, package).await;
     // Best effort: a leftover scratch directory is ignored by git and harmless.
     let _ = fs::remove_dir_all(&scratch);
     result
@@ -152,6 +158,7 @@ async fn install_into(
     dir: &Path,
     scratch: &Path,
     pinned: &str,
+    package: &str,
 ) -> Result<(), OidcStartError> {
     let failed = |what: String| OidcStartError::Failed(what);
     fs::create_dir_all(scratch)
@@ -187,7 +194,7 @@ async fn install_into(
         )));
     }
     let target = dir.join("node_modules");
-    if target.exists() && installed_version(dir).as_deref() != Some(pinned) {
+    if target.exists() && installed_version_of(dir, package).as_deref() != Some(pinned) {
         // A stale install (an older pin): move it aside first; another process may do the same.
         let stale = dir.join(unique(".stale"));
         if fs::rename(&target, &stale).is_ok() {
@@ -197,7 +204,7 @@ async fn install_into(
     match fs::rename(scratch.join("node_modules"), &target) {
         Ok(()) => Ok(()),
         // Another process got there first with the same lockfile.
-        Err(_) if installed_version(dir).as_deref() == Some(pinned) => Ok(()),
+        Err(_) if installed_version_of(dir, package).as_deref() == Some(pinned) => Ok(()),
         Err(error) => Err(failed(format!(
             "could not move the installed packages to {}: {error}",
             target.display()

@@ -1,0 +1,548 @@
+//! The SAML 2.0 provider for stagepass: a service provider on [samael] with the checks samael
+//! leaves out.
+//!
+//! Login is SP-initiated: `/start` redirects the browser to the identity provider's single
+//! sign-on URL with a deflated `SAMLRequest` (HTTP-Redirect binding) and the Backstage state as
+//! `RelayState`; the identity provider posts `SAMLResponse` and `RelayState` back to
+//! `/api/auth/<id>/handler/frame` (HTTP-POST binding). The request id travels in the protocol
+//! layer's encrypted flow cookie, so any replica can check `InResponseTo`.
+//!
+//! Every response is checked, in this order:
+//! - its size (`SAMLResponse` at most [`DEFAULT_MAX_RESPONSE_BYTES`] unless configured), base64
+//!   and UTF-8;
+//! - no DOCTYPE (so no DTD and no entity expansion), exactly one `samlp:Response` root holding
+//!   exactly one assertion, no encrypted assertion (not supported yet), a `Success` top-level
+//!   status, and only SHA-256/384/512 signature and digest algorithms (SHA-1 is refused);
+//! - the Response's `Destination` (when present) is the callback URL and its `InResponseTo`
+//!   (when present) is the request id;
+//! - by samael: an XML signature by one of the configured IdP certificates (never a key or
+//!   certificate carried in the message), the Response `Destination`, `Issuer` (the configured
+//!   `idpIssuer`), the assertion's `Issuer`, `NotBefore` / `NotOnOrAfter` with the accepted
+//!   clock skew, a bearer `SubjectConfirmation` whose `Recipient` is the callback URL and whose
+//!   `InResponseTo` is the request id, the audience, and an `IssueInstant` at most 90 s old;
+//! - an `AudienceRestriction` is required (samael skips the audience check without one);
+//! - each assertion id is accepted once per process (replay).
+//!
+//! The browser posts the response cross-site, so this strategy asks the protocol layer for
+//! `SameSite=None; Secure` login cookies ([`Strategy::callback_is_cross_site_post`]); that
+//! needs the backend on https. On plain http (development on localhost) the cookies stay
+//! `SameSite=Lax`, which a browser sends on the identity provider's POST only when the
+//! identity provider and the backend are the same site.
+//!
+//! | feature | what it enables |
+//! |---|---|
+//! | (none) | everything: the crate needs libxmlsec1, libxml2 and libclang to build |
+//!
+//! ```no_run
+//! use stagepass_saml::SamlProvider;
+//! use url::Url;
+//!
+//! # fn main() -> Result<(), stagepass_saml::ConfigError> {
+//! let provider = SamlProvider::builder()
+//!     .entry_point(Url::parse("https://idp.example.com/sso").expect("a URL"))
+//!     .issuer("https://backstage.example.com/saml")
+//!     .idp_issuer("https://idp.example.com/metadata")
+//!     .cert("MIIC…base64 DER or PEM…")
+//!     .build()?;
+//! # let _ = provider;
+//! # Ok(())
+//! # }
+//! ```
+
+mod inspect;
+pub mod resolvers;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer};
+use samael::key_info::{KeyInfo, X509Data};
+use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
+use samael::schema::Assertion;
+use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
+use serde_json::{Map, Value, json};
+use stagepass_core::{
+    AuthenticateRequest, Authenticated, Error, FlowData, ProfileInfo, ProviderSession, Result,
+    StartRequest, StartResponse, Strategy,
+};
+use url::Url;
+
+/// The largest `SAMLResponse` accepted by default, in bytes of base64.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// The longest an assertion id is remembered for replay detection when its conditions do not
+/// say.
+const DEFAULT_REPLAY_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Attribute names read for the e-mail address, in order (generic, Entra ID / ADFS, LDAP OID).
+const EMAIL_ATTRIBUTES: &[&str] = &[
+    "email",
+    "mail",
+    "emailAddress",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+    "urn:oid:0.9.2342.19200300.100.1.3",
+];
+
+/// Attribute names read for the display name, in order.
+const DISPLAY_NAME_ATTRIBUTES: &[&str] = &[
+    "displayName",
+    "http://schemas.microsoft.com/identity/claims/displayname",
+    "urn:oid:2.16.840.1.113730.3.1.241",
+    "name",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+];
+
+/// Why a [`SamlProvider`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required setting is missing.
+    #[error("missing required saml setting `{0}`")]
+    Missing(&'static str),
+    /// A certificate is neither base64 DER nor PEM.
+    #[error("saml `cert` entry {0} is not a base64 or PEM X.509 certificate")]
+    InvalidCertificate(usize),
+}
+
+/// Why a `SAMLResponse` was refused; shown to the user as an `AuthenticationError`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// No `SAMLResponse` field in the POST.
+    #[error("missing SAMLResponse")]
+    Missing,
+    /// Longer than the configured limit.
+    #[error("SAMLResponse is too large")]
+    TooLarge,
+    /// Not base64 or not UTF-8.
+    #[error("SAMLResponse is not base64-encoded UTF-8 XML")]
+    Encoding,
+    /// Not well-formed XML.
+    #[error("SAMLResponse is not well-formed XML")]
+    Malformed,
+    /// The document has a DOCTYPE.
+    #[error("SAMLResponse must not contain a DOCTYPE")]
+    Doctype,
+    /// The root is not one `samlp:Response`.
+    #[error("SAMLResponse is not a SAML 2.0 Response")]
+    NotAResponse,
+    /// Not exactly one assertion.
+    #[error("SAML response must hold exactly one assertion, found {0}")]
+    AssertionCount(usize),
+    /// An encrypted assertion.
+    #[error("encrypted SAML assertions are not supported yet")]
+    Encrypted,
+    /// A non-success top-level status.
+    #[error("SAML response status is not success: {0}")]
+    Status(String),
+    /// A signature or digest algorithm outside the allow-list.
+    #[error("SAML signature algorithm is not allowed: {0}")]
+    Algorithm(String),
+    /// The Response's `Destination` is not the callback URL.
+    #[error("SAML response destination does not match the callback URL")]
+    Destination,
+    /// The login's request id is missing (no flow cookie) or does not match.
+    #[error("SAML response InResponseTo does not match the login request")]
+    InResponseTo,
+    /// The assertion has no audience restriction.
+    #[error("SAML assertion has no audience restriction")]
+    NoAudience,
+    /// The assertion was used before.
+    #[error("SAML assertion was already used")]
+    Replayed,
+    /// samael refused it (signature, issuer, audience, time window, recipient, InResponseTo).
+    #[error("SAML response rejected: {0}")]
+    Rejected(String),
+}
+
+impl From<ResponseError> for Error {
+    fn from(error: ResponseError) -> Self {
+        match error {
+            ResponseError::Missing | ResponseError::TooLarge | ResponseError::Encoding => {
+                Error::input(error.to_string())
+            }
+            _ => Error::authentication(error.to_string()),
+        }
+    }
+}
+
+/// Builds a [`SamlProvider`]; from [`SamlProvider::builder`].
+#[derive(Debug, Default, Clone)]
+#[must_use]
+pub struct SamlProviderBuilder {
+    entry_point: Option<Url>,
+    issuer: Option<String>,
+    idp_issuer: Option<String>,
+    certs: Vec<String>,
+    audience: Option<String>,
+    identifier_format: Option<String>,
+    accepted_clock_skew: Duration,
+    max_response_bytes: Option<usize>,
+}
+
+impl SamlProviderBuilder {
+    /// `entryPoint`: the identity provider's single sign-on URL (HTTP-Redirect binding).
+    pub fn entry_point(mut self, url: Url) -> Self {
+        self.entry_point = Some(url);
+        self
+    }
+
+    /// `issuer`: this service provider's entity id, sent in the AuthnRequest.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// `idpIssuer`: the identity provider's entity id, which the Response and assertion
+    /// `Issuer` must equal.
+    pub fn idp_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.idp_issuer = Some(issuer.into());
+        self
+    }
+
+    /// `cert`: an identity provider signing certificate (base64 DER, or PEM); call again for
+    /// each certificate during a rollover. Only these certificates are trusted.
+    pub fn cert(mut self, cert: impl Into<String>) -> Self {
+        self.certs.push(cert.into());
+        self
+    }
+
+    /// `audience`: the audience the assertion must be restricted to; defaults to `issuer`.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// `identifierFormat`: the NameID format to ask for.
+    pub fn identifier_format(mut self, format: impl Into<String>) -> Self {
+        self.identifier_format = Some(format.into());
+        self
+    }
+
+    /// `acceptedClockSkewMs`: how far the identity provider's clock may be off (default 0).
+    pub fn accepted_clock_skew(mut self, skew: Duration) -> Self {
+        self.accepted_clock_skew = skew;
+        self
+    }
+
+    /// The largest `SAMLResponse` accepted, in bytes of base64
+    /// (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = Some(bytes);
+        self
+    }
+
+    /// Checks the settings and builds the provider.
+    pub fn build(self) -> std::result::Result<SamlProvider, ConfigError> {
+        let entry_point = self.entry_point.ok_or(ConfigError::Missing("entryPoint"))?;
+        let issuer = self.issuer.ok_or(ConfigError::Missing("issuer"))?;
+        let idp_issuer = self.idp_issuer.ok_or(ConfigError::Missing("idpIssuer"))?;
+        if self.certs.is_empty() {
+            return Err(ConfigError::Missing("cert"));
+        }
+        let mut certificates = Vec::with_capacity(self.certs.len());
+        for (index, cert) in self.certs.iter().enumerate() {
+            let der = decode_certificate(cert).ok_or(ConfigError::InvalidCertificate(index))?;
+            certificates.push(STANDARD.encode(der.der_data()));
+        }
+        let idp_metadata = EntityDescriptor {
+            entity_id: Some(idp_issuer),
+            idp_sso_descriptors: Some(vec![IdpSsoDescriptor {
+                id: None,
+                valid_until: None,
+                cache_duration: None,
+                protocol_support_enumeration: Some(
+                    "urn:oasis:names:tc:SAML:2.0:protocol".to_owned(),
+                ),
+                error_url: None,
+                signature: None,
+                key_descriptors: vec![KeyDescriptor {
+                    key_use: Some("signing".to_owned()),
+                    key_info: KeyInfo {
+                        id: None,
+                        x509_data: Some(X509Data { certificates }),
+                    },
+                    encryption_methods: None,
+                }],
+                organization: None,
+                contact_people: Vec::new(),
+                artifact_resolution_service: Vec::new(),
+                single_logout_services: Vec::new(),
+                manage_name_id_services: Vec::new(),
+                name_id_formats: Vec::new(),
+                want_authn_requests_signed: None,
+                single_sign_on_services: Vec::new(),
+                name_id_mapping_services: Vec::new(),
+                assertion_id_request_services: Vec::new(),
+                attribute_profiles: Vec::new(),
+                attributes: Vec::new(),
+            }]),
+            ..EntityDescriptor::default()
+        };
+        let skew = chrono::Duration::from_std(self.accepted_clock_skew)
+            .unwrap_or(chrono::Duration::zero());
+        Ok(SamlProvider {
+            entry_point,
+            audience: self.audience.unwrap_or_else(|| issuer.clone()),
+            issuer,
+            identifier_format: self.identifier_format,
+            idp_metadata,
+            clock_skew: skew,
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            used_assertions: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// A certificate as base64 DER or PEM.
+fn decode_certificate(text: &str) -> Option<CertificateDer> {
+    let body: String = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("-----"))
+        .collect::<String>()
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = STANDARD.decode(body).ok()?;
+    openssl::x509::X509::from_der(&der).ok()?;
+    Some(CertificateDer::from(der))
+}
+
+/// The SAML 2.0 sign-in strategy.
+pub struct SamlProvider {
+    entry_point: Url,
+    issuer: String,
+    audience: String,
+    identifier_format: Option<String>,
+    idp_metadata: EntityDescriptor,
+    clock_skew: chrono::Duration,
+    max_response_bytes: usize,
+    /// Assertion ids seen, with when they may be forgotten.
+    used_assertions: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl std::fmt::Debug for SamlProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlProvider")
+            .field("entry_point", &self.entry_point.as_str())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SamlProvider {
+    /// Settings for a provider.
+    pub fn builder() -> SamlProviderBuilder {
+        SamlProviderBuilder::default()
+    }
+
+    /// The samael service provider for a callback URL. `entity_id` is what samael sends as the
+    /// request issuer and checks as the audience.
+    fn service_provider(
+        &self,
+        entity_id: &str,
+        callback_url: &Url,
+    ) -> std::result::Result<ServiceProvider, Error> {
+        ServiceProviderBuilder::default()
+            .entity_id(Some(entity_id.to_owned()))
+            .acs_url(Some(callback_url.as_str().to_owned()))
+            .idp_metadata(self.idp_metadata.clone())
+            .authn_name_id_format(self.identifier_format.clone())
+            .allow_idp_initiated(false)
+            .max_issue_delay(chrono::Duration::seconds(90))
+            .max_clock_skew(self.clock_skew)
+            .allowed_signature_algorithms(Some(vec![
+                AllowedSignatureAlgorithm::RsaSha256,
+                AllowedSignatureAlgorithm::RsaSha384,
+                AllowedSignatureAlgorithm::RsaSha512,
+                AllowedSignatureAlgorithm::EcdsaSha256,
+                AllowedSignatureAlgorithm::EcdsaSha384,
+                AllowedSignatureAlgorithm::EcdsaSha512,
+            ]))
+            .build()
+            .map_err(|_| Error::internal("invalid SAML service provider settings"))
+    }
+
+    /// Every check of a response; returns the verified assertion.
+    fn verify(
+        &self,
+        encoded: &str,
+        request_id: Option<&str>,
+        callback_url: &Url,
+    ) -> std::result::Result<Assertion, ResponseError> {
+        if encoded.len() > self.max_response_bytes {
+            return Err(ResponseError::TooLarge);
+        }
+        let compact: String = encoded
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let bytes = STANDARD
+            .decode(compact)
+            .map_err(|_| ResponseError::Encoding)?;
+        let xml = String::from_utf8(bytes).map_err(|_| ResponseError::Encoding)?;
+        let outline = inspect::inspect(&xml)?;
+        if outline
+            .destination
+            .as_deref()
+            .is_some_and(|d| d != callback_url.as_str())
+        {
+            return Err(ResponseError::Destination);
+        }
+        let request_id = request_id.ok_or(ResponseError::InResponseTo)?;
+        if outline
+            .in_response_to
+            .as_deref()
+            .is_some_and(|id| id != request_id)
+        {
+            return Err(ResponseError::InResponseTo);
+        }
+        let sp = self
+            .service_provider(&self.audience, callback_url)
+            .map_err(|_| ResponseError::Rejected("invalid settings".to_owned()))?;
+        let assertion = sp
+            .parse_xml_response(&xml, Some(&[request_id]))
+            .map_err(|error| ResponseError::Rejected(error.to_string()))?;
+        let audience_restricted = assertion
+            .conditions
+            .as_ref()
+            .and_then(|c| c.audience_restrictions.as_ref())
+            .is_some_and(|r| !r.is_empty());
+        if !audience_restricted {
+            return Err(ResponseError::NoAudience);
+        }
+        self.remember(&assertion)?;
+        Ok(assertion)
+    }
+
+    /// Records the assertion id; refuses one seen before.
+    fn remember(&self, assertion: &Assertion) -> std::result::Result<(), ResponseError> {
+        let now = Utc::now();
+        let until = assertion
+            .conditions
+            .as_ref()
+            .and_then(|c| c.not_on_or_after)
+            .map_or(now + DEFAULT_REPLAY_WINDOW, |t| t + self.clock_skew)
+            .max(now + chrono::Duration::seconds(90));
+        let mut used = self
+            .used_assertions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        used.retain(|_, expires| *expires > now);
+        if used.contains_key(&assertion.id) {
+            return Err(ResponseError::Replayed);
+        }
+        used.insert(assertion.id.clone(), until);
+        Ok(())
+    }
+}
+
+/// A request id: 128 random bits, starting with a letter as `xs:ID` requires.
+fn new_request_id() -> std::result::Result<String, Error> {
+    let mut bytes = [0u8; 16];
+    openssl::rand::rand_bytes(&mut bytes)
+        .map_err(|_| Error::internal("no randomness for the SAML request id"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("_{hex}"))
+}
+
+/// The profile and the attributes resolvers read.
+fn authenticated(assertion: &Assertion) -> Authenticated {
+    let mut attributes: Map<String, Value> = Map::new();
+    let mut values: Map<String, Value> = Map::new();
+    for statement in assertion.attribute_statements.iter().flatten() {
+        for attribute in &statement.attributes {
+            let Some(name) = attribute.name.as_ref() else {
+                continue;
+            };
+            let list: Vec<Value> = attribute
+                .values
+                .iter()
+                .filter_map(|v| v.value.clone())
+                .map(Value::String)
+                .collect();
+            values.insert(name.clone(), Value::Array(list));
+        }
+    }
+    let first = |names: &[&str]| {
+        names.iter().find_map(|name| {
+            values
+                .get(*name)
+                .and_then(|v| v.get(0))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+    };
+    let name_id = assertion.subject.as_ref().and_then(|s| s.name_id.as_ref());
+    let profile = ProfileInfo {
+        email: first(EMAIL_ATTRIBUTES),
+        display_name: first(DISPLAY_NAME_ATTRIBUTES),
+        picture: None,
+    };
+    if let Some(name_id) = name_id {
+        attributes.insert("nameID".to_owned(), json!(name_id.value));
+        if let Some(format) = &name_id.format {
+            attributes.insert("nameIDFormat".to_owned(), json!(format));
+        }
+    }
+    if let Some(email) = &profile.email {
+        attributes.insert("email".to_owned(), json!(email));
+    }
+    if let Some(name) = &profile.display_name {
+        attributes.insert("displayName".to_owned(), json!(name));
+    }
+    attributes.insert("issuer".to_owned(), json!(assertion.issuer.value));
+    attributes.insert("attributes".to_owned(), Value::Object(values));
+    Authenticated {
+        profile,
+        attributes,
+        session: ProviderSession::default(),
+    }
+}
+
+#[async_trait]
+impl Strategy for SamlProvider {
+    async fn start(&self, request: StartRequest<'_>) -> Result<StartResponse> {
+        let sp = self.service_provider(&self.issuer, request.callback_url)?;
+        let mut authn = sp
+            .make_authentication_request(self.entry_point.as_str())
+            .map_err(|_| Error::internal("could not make the SAML AuthnRequest"))?;
+        authn.id = new_request_id()?;
+        let url = authn
+            .redirect(request.state)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Error::internal("could not encode the SAML AuthnRequest"))?;
+        Ok(StartResponse {
+            url,
+            flow_data: Some(FlowData::new(authn.id)),
+        })
+    }
+
+    async fn authenticate(&self, request: AuthenticateRequest<'_>) -> Result<Authenticated> {
+        let encoded = request
+            .params
+            .get("SAMLResponse")
+            .ok_or(ResponseError::Missing)?;
+        let request_id = request.flow_data.map(FlowData::secret);
+        match self.verify(encoded, request_id, request.callback_url) {
+            Ok(assertion) => Ok(authenticated(&assertion)),
+            Err(error) => {
+                tracing::debug!(error = %error, "SAML response refused");
+                Err(error.into())
+            }
+        }
+    }
+
+    fn callback_is_cross_site_post(&self) -> bool {
+        true
+    }
+}
