@@ -12,7 +12,7 @@ use crate::tidy;
 use crate::util::{self, Workspace};
 
 /// The number of steps, for the `[n/N]` headers.
-const STEPS: usize = 7;
+const STEPS: usize = 8;
 
 /// Runs every step in order and stops at the first failure.
 pub(crate) fn run(install: bool) -> Result<()> {
@@ -45,6 +45,29 @@ pub(crate) fn run(install: bool) -> Result<()> {
     ]);
     steps.header(&format!("lints: {}", util::display(&clippy)));
     util::run_checked(&mut clippy, "fix the warnings clippy printed above")?;
+    steps.done();
+
+    let umbrella = workspace.root.join("crates/stagepass/Cargo.toml");
+    let manifest = std::fs::read_to_string(&umbrella)
+        .with_context(|| format!("could not read {}", umbrella.display()))?;
+    let features = umbrella_features(&manifest);
+    steps.header(&format!(
+        "features: cargo check -p stagepass --no-default-features [--features <f>] for {} \
+         feature(s) and none",
+        features.len()
+    ));
+    for feature in std::iter::once(None).chain(features.iter().map(Some)) {
+        let mut check = workspace.cargo();
+        check.args(["check", "-p", "stagepass", "--no-default-features"]);
+        if let Some(feature) = feature {
+            check.args(["--features", feature]);
+        }
+        util::run_checked(
+            &mut check,
+            "a feature of the umbrella crate must build on its own: add the dependency or \
+             feature it relies on to its feature list",
+        )?;
+    }
     steps.done();
 
     let nextest = has_nextest(&workspace);
@@ -110,6 +133,35 @@ pub(crate) fn run(install: bool) -> Result<()> {
         _ => println!("(could not read the test counts from the test runner's output)"),
     }
     Ok(())
+}
+
+/// The features of the umbrella manifest, in order, without `default`: the keys of its
+/// `[features]` table.
+fn umbrella_features(manifest: &str) -> Vec<String> {
+    let mut in_features = false;
+    let mut features = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') && !line.contains('=') {
+            in_features = line == "[features]";
+            continue;
+        }
+        if !in_features || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, _)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().trim_matches('"');
+        let is_key = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if is_key && key != "default" {
+            features.push(key.to_owned());
+        }
+    }
+    features
 }
 
 /// Numbers the step headers and times the steps.
@@ -253,7 +305,7 @@ fn parse_libtest_results(lines: &[String]) -> Option<TestCounts> {
 mod tests {
     use anyhow::{Result, bail};
 
-    use super::{TestCounts, parse_libtest_results, parse_nextest_summary};
+    use super::{TestCounts, parse_libtest_results, parse_nextest_summary, umbrella_features};
 
     /// Fails unless `counts` shows at least one test and no failure.
     fn require_tests(counts: Option<TestCounts>) -> Result<TestCounts> {
@@ -285,6 +337,14 @@ mod tests {
         let ok = lines("     Summary [   0.021s] 3 tests run: 3 passed, 0 skipped");
         require_tests(parse_nextest_summary(&ok))?;
         Ok(())
+    }
+
+    #[test]
+    fn lists_the_umbrella_features() {
+        let manifest = "[package]\nname = \"stagepass\"\n\n[features]\ndefault = [\"guest\"]\n\
+            ## The guest provider.\nguest = [\"dep:stagepass-guest\"]\nfull = [\n    \"guest\",\n]\n\
+            _private = []\n\n[dependencies]\nserde = \"1\"\n";
+        assert_eq!(umbrella_features(manifest), ["guest", "full", "_private"]);
     }
 
     #[test]

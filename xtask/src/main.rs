@@ -2,11 +2,12 @@
 //!
 //! One binary with a few subcommands, in the style of `cargo-xtask` and rust-analyzer:
 //!
-//! - `ci`: the whole check that CI and developers run (environment, fmt, clippy, tests, doc
-//!   tests, docs, tidy), failing fast;
+//! - `ci`: the whole check that CI and developers run (environment, fmt, clippy, each umbrella
+//!   feature on its own, tests, doc tests, docs, tidy), failing fast;
 //! - `tidy`: project hygiene checks, also run as a test so `cargo test` fails on untidiness;
 //! - `bench`: a bounded load benchmark of a release build of `stagepass-server` on loopback;
-//! - `setup`: only the environment step of `ci` (system packages, services).
+//! - `setup`: only the environment step of `ci` (system packages, services);
+//! - `new-provider`: scaffold a provider crate from an OIDC or OAuth2 template.
 //!
 //! It depends on `std` and `anyhow` alone so that it builds in seconds on a fresh machine.
 
@@ -17,6 +18,7 @@
 
 mod bench;
 mod ci;
+mod scaffold;
 mod setup;
 mod tidy;
 mod util;
@@ -33,10 +35,11 @@ cargo xtask: project automation for stagepass
 Usage: cargo xtask <COMMAND> [OPTIONS]
 
 Commands:
-  ci      Run the whole check CI runs: environment, fmt, clippy, tests, doc tests, docs, tidy
+  ci      Run the whole check CI runs: environment, fmt, clippy, features, tests, docs, tidy
   tidy    Check project hygiene (crate manifests, leftover macros, machine paths, providers)
   bench   Load-benchmark a release build of stagepass-server on loopback with wrk
   setup   Only the environment step of `ci`: system packages and test services
+  new-provider  Scaffold a provider crate crates/stagepass-<name>/ (OIDC or OAuth2)
   help    Print this help, or the help of a command (`cargo xtask help bench`)
 
 Run `cargo xtask <COMMAND> --help` for the options of a command.
@@ -52,11 +55,13 @@ Steps:
   1. environment  system packages the tests need, and the services they talk to
   2. fmt          cargo fmt --all --check
   3. clippy       cargo clippy --workspace --all-targets --all-features -- -D warnings
-  4. tests        cargo nextest run --workspace --all-features
+  4. features     cargo check -p stagepass --no-default-features, then once more with
+                  --features <f> for each feature of crates/stagepass/Cargo.toml
+  5. tests        cargo nextest run --workspace --all-features
                   (cargo test --workspace --all-features --all-targets without cargo-nextest)
-  5. doc tests    cargo test --workspace --all-features --doc
-  6. docs         RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps --all-features
-  7. tidy         cargo xtask tidy
+  6. doc tests    cargo test --workspace --all-features --doc
+  7. docs         RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps --all-features
+  8. tidy         cargo xtask tidy
 
 Options:
   --install   Install missing system packages with apt-get. Implied when CI=true on a
@@ -93,12 +98,38 @@ Checks:
   paths       no absolute machine paths (under the work, root or home directories) in text
               files that git tracks or would track
   providers   every provider crate crates/stagepass-<name>/ is a feature of the umbrella
-              crate (crates/stagepass/Cargo.toml) and is mentioned in README.md
+              crate (crates/stagepass/Cargo.toml), in its `full` feature (unless its
+              feature-table row says \"not in `full`\"), in the feature table of
+              crates/stagepass/src/lib.rs, mentioned in README.md, and has a page
+              docs/providers/<name>.md
+  core        crates/stagepass-core depends on neither axum nor reqwest nor sqlx
 
 The same checks run as a test of the xtask crate, so `cargo test` fails on untidiness.
 
 Options:
   -h, --help  Print this help
+";
+
+/// The `new-provider --help` text.
+const NEW_PROVIDER_HELP: &str = "\
+cargo xtask new-provider: scaffold a provider crate that compiles and passes its tests at once
+
+Usage: cargo xtask new-provider <NAME> [--flavour oidc|oauth2]
+
+Creates crates/stagepass-<NAME>/ (Cargo.toml, src/lib.rs, a test against the test kit's real
+OpenID provider) and adds `stagepass-<NAME>` to [workspace.dependencies] in Cargo.toml, then
+prints the registration steps left: umbrella feature, `full`, feature table, server provider
+kind, README row and docs/providers/<NAME>.md (see docs/adding-a-provider.md).
+
+NAME is the provider id: lowercase letters, digits and single hyphens (`example-idp`).
+
+Flavours:
+  oidc     (default) wraps OidcProvider: discovery from the issuer, ID-token validation
+  oauth2   wraps OAuth2Provider: fixed endpoints and the IdP's own profile API
+
+Options:
+  --flavour FLAVOUR  oidc or oauth2
+  -h, --help         Print this help
 ";
 
 /// The `bench --help` text.
@@ -150,6 +181,7 @@ fn run(args: Vec<String>) -> Result<()> {
                 Some("setup") => help_for(SETUP_HELP),
                 Some("tidy") => help_for(TIDY_HELP),
                 Some("bench") => help_for(BENCH_HELP),
+                Some("new-provider") => help_for(NEW_PROVIDER_HELP),
                 Some(other) => bail!("unknown command `{other}`; see `cargo xtask --help`"),
             }
             Ok(())
@@ -200,6 +232,21 @@ fn run(args: Vec<String>) -> Result<()> {
                 duration_secs: duration,
                 check,
             })
+        }
+        "new-provider" => {
+            if args.help() {
+                help_for(NEW_PROVIDER_HELP);
+                return Ok(());
+            }
+            let flavour = match args.value("--flavour")? {
+                None => scaffold::Flavour::Oidc,
+                Some(text) => scaffold::Flavour::parse(&text)?,
+            };
+            let Some(name) = args.next_positional() else {
+                bail!("new-provider needs a name; see `cargo xtask new-provider --help`");
+            };
+            args.finish("new-provider")?;
+            scaffold::run(&util::Workspace::locate()?, &name, flavour)
         }
         other => bail!("unknown command `{other}`; see `cargo xtask --help`"),
     }

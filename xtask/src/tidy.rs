@@ -5,7 +5,9 @@
 //!   `[lints] workspace = true`;
 //! - leftovers: no `todo!`, `unimplemented!` or `dbg!` calls in library and binary sources;
 //! - paths: no absolute paths of a particular machine in the files git tracks;
-//! - providers: every provider crate is registered in the umbrella crate and in README.md.
+//! - providers: every provider crate is a feature of the umbrella crate, in its `full` feature
+//!   and its feature table, mentioned in README.md, and has a page `docs/providers/<name>.md`;
+//! - core: `stagepass-core` depends on neither axum nor reqwest nor sqlx.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,9 @@ use crate::util::Workspace;
 
 /// Crates under `crates/` named `stagepass-<name>` that are infrastructure, not providers.
 const INFRASTRUCTURE: &[&str] = &["core", "identity", "axum", "testkit", "server"];
+
+/// Crates `stagepass-core` must not depend on (outside its dev-dependencies).
+const FORBIDDEN_IN_CORE: &[&str] = &["axum", "reqwest", "sqlx"];
 
 /// Macros that must not be left in non-test code (matched with their opening parenthesis).
 const LEFTOVER_MACROS: &[&str] = &["todo!(", "unimplemented!(", "dbg!("];
@@ -80,6 +85,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<CheckReport>> {
         check_leftovers(root)?,
         check_machine_paths(root)?,
         check_providers(root)?,
+        check_core_dependencies(root)?,
     ])
 }
 
@@ -300,15 +306,29 @@ fn check_providers(root: &Path) -> Result<CheckReport> {
     let mut problems = Vec::new();
     if !providers.is_empty() {
         let umbrella = root.join("crates/stagepass/Cargo.toml");
-        let features: Vec<String> = if umbrella.is_file() {
-            toml_entries(&read(&umbrella)?)
+        let umbrella_text = if umbrella.is_file() {
+            Some(read(&umbrella)?)
+        } else {
+            problems.push("crates/stagepass/Cargo.toml: the umbrella crate is missing".to_owned());
+            None
+        };
+        let features: Vec<String> = umbrella_text.as_deref().map_or_else(Vec::new, |text| {
+            toml_entries(text)
                 .into_iter()
                 .filter(|entry| entry.section == "features")
                 .map(|entry| entry.key)
                 .collect()
+        });
+        let full = umbrella_text
+            .as_deref()
+            .map(|text| feature_members(text, "full"));
+        let umbrella_lib = root.join("crates/stagepass/src/lib.rs");
+        let feature_table = if umbrella_lib.is_file() {
+            Some(read(&umbrella_lib)?)
         } else {
-            problems.push("crates/stagepass/Cargo.toml: the umbrella crate is missing".to_owned());
-            Vec::new()
+            problems
+                .push("crates/stagepass/src/lib.rs: the umbrella crate has no lib.rs".to_owned());
+            None
         };
         let readme_path = root.join("README.md");
         let readme = if readme_path.is_file() {
@@ -318,10 +338,37 @@ fn check_providers(root: &Path) -> Result<CheckReport> {
             None
         };
         for name in &providers {
-            if umbrella.is_file() && !features.iter().any(|feature| feature == name) {
+            if umbrella_text.is_some() && !features.iter().any(|feature| feature == name) {
                 problems.push(format!(
                     "crates/stagepass/Cargo.toml: provider crate `stagepass-{name}` has no \
                      feature `{name}` (add `{name} = [\"dep:stagepass-{name}\"]`)"
+                ));
+            }
+            match &full {
+                Some(None) => problems.push(
+                    "crates/stagepass/Cargo.toml: the umbrella crate has no `full` feature"
+                        .to_owned(),
+                ),
+                Some(Some(members))
+                    if !members.iter().any(|member| member == name)
+                        && !feature_table
+                            .as_deref()
+                            .is_some_and(|lib| opts_out_of_full(lib, name)) =>
+                {
+                    problems.push(format!(
+                        "crates/stagepass/Cargo.toml: feature `{name}` is not in `full` \
+                         (add \"{name}\" to `full = [...]`, or say \"not in `full`\" and why \
+                         in its feature-table row)"
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(lib) = &feature_table
+                && !in_feature_table(lib, name)
+            {
+                problems.push(format!(
+                    "crates/stagepass/src/lib.rs: feature `{name}` has no row in the feature \
+                     table of the crate docs (add `//! | `{name}` | ... | no |`)"
                 ));
             }
             if let Some(readme) = &readme {
@@ -334,6 +381,12 @@ fn check_providers(root: &Path) -> Result<CheckReport> {
                     ));
                 }
             }
+            if !root.join(format!("docs/providers/{name}.md")).is_file() {
+                problems.push(format!(
+                    "docs/providers/{name}.md: missing; every provider has a docs page \
+                     (registering the app, callback URL, scopes, config keys, resolvers, quirks)"
+                ));
+            }
         }
     }
     let scope = if providers.is_empty() {
@@ -344,6 +397,92 @@ fn check_providers(root: &Path) -> Result<CheckReport> {
     Ok(CheckReport {
         name: "providers",
         scope,
+        problems,
+    })
+}
+
+/// The members of `feature = [...]` in the `[features]` table of a manifest (the list may span
+/// lines), or `None` when there is no such feature.
+fn feature_members(manifest: &str, feature: &str) -> Option<Vec<String>> {
+    let mut in_features = false;
+    let mut collecting: Option<String> = None;
+    for line in manifest.lines() {
+        let line = strip_toml_comment(line).trim();
+        if let Some(list) = collecting.as_mut() {
+            list.push_str(line);
+            if line.contains(']') {
+                break;
+            }
+            continue;
+        }
+        if line.starts_with('[') && !line.contains('=') {
+            in_features = line == "[features]";
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if in_features && key.trim().trim_matches('"') == feature {
+            let value = value.trim().to_owned();
+            let done = value.contains(']');
+            collecting = Some(value);
+            if done {
+                break;
+            }
+        }
+    }
+    let list = collecting?;
+    let inner = list.trim().trim_start_matches('[');
+    let inner = inner.split(']').next().unwrap_or_default();
+    Some(
+        inner
+            .split(',')
+            .map(|member| member.trim().trim_matches('"').to_owned())
+            .filter(|member| !member.is_empty())
+            .collect(),
+    )
+}
+
+/// Whether the crate docs of the umbrella `lib.rs` have a feature-table row for `feature`.
+fn in_feature_table(lib: &str, feature: &str) -> bool {
+    let cell = format!("| `{feature}` |");
+    lib.lines()
+        .filter_map(|line| line.trim_start().strip_prefix("//!"))
+        .any(|doc| doc.trim_start().starts_with(&cell))
+}
+
+/// Whether the feature-table row of `feature` says it is deliberately left out of `full`
+/// (a provider that needs system libraries to build).
+fn opts_out_of_full(lib: &str, feature: &str) -> bool {
+    let cell = format!("| `{feature}` |");
+    lib.lines()
+        .filter_map(|line| line.trim_start().strip_prefix("//!"))
+        .any(|doc| doc.trim_start().starts_with(&cell) && doc.contains("not in `full`"))
+}
+
+/// `stagepass-core` is what third-party providers build on: it depends on no web framework,
+/// HTTP client or database.
+fn check_core_dependencies(root: &Path) -> Result<CheckReport> {
+    let manifest = root.join("crates/stagepass-core/Cargo.toml");
+    let mut problems = Vec::new();
+    if manifest.is_file() {
+        for entry in toml_entries(&read(&manifest)?) {
+            let is_dependency_table = entry.section.ends_with("dependencies")
+                && !entry.section.ends_with("dev-dependencies");
+            let crate_name = entry.key.split('.').next().unwrap_or_default();
+            if is_dependency_table && FORBIDDEN_IN_CORE.contains(&crate_name) {
+                problems.push(format!(
+                    "crates/stagepass-core/Cargo.toml: depends on `{crate_name}` in \
+                     [{}]; the core crate must not depend on {}",
+                    entry.section,
+                    FORBIDDEN_IN_CORE.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(CheckReport {
+        name: "core",
+        scope: format!("stagepass-core without {}", FORBIDDEN_IN_CORE.join(", ")),
         problems,
     })
 }
@@ -522,7 +661,9 @@ mod tests {
 
     use anyhow::{Result, bail};
 
-    use super::{MACHINE_PATHS, check, leftover_macros, machine_path};
+    use super::{
+        MACHINE_PATHS, check, feature_members, in_feature_table, leftover_macros, machine_path,
+    };
     use crate::util::{TempDir, Workspace};
 
     /// The real workspace is tidy: `cargo test` fails when `cargo xtask tidy` would.
@@ -645,7 +786,7 @@ pub fn d() { unimplemented!(\"later\") }
     }
 
     #[test]
-    fn providers_must_be_features_and_in_the_readme() -> Result<()> {
+    fn providers_must_be_registered_everywhere() -> Result<()> {
         let dir = TempDir::new("xtask-tidy-providers")?;
         let root = dir.path();
         for name in [
@@ -653,6 +794,7 @@ pub fn d() { unimplemented!(\"later\") }
             "stagepass-core",
             "stagepass-guest",
             "stagepass-github",
+            "stagepass-saml",
         ] {
             write(root, &format!("crates/{name}/Cargo.toml"), GOOD_MANIFEST)?;
         }
@@ -660,21 +802,68 @@ pub fn d() { unimplemented!(\"later\") }
             root,
             "crates/stagepass/Cargo.toml",
             &format!(
-                "{GOOD_MANIFEST}\n[features]\ndefault = [\"guest\"]\nguest = [\"dep:stagepass-guest\"]\n"
+                "{GOOD_MANIFEST}\n[features]\ndefault = [\"guest\"]\nguest = [\"dep:stagepass-guest\"]\n\
+                 saml = [\"dep:stagepass-saml\"]\nfull = [\n    \"guest\", # the default\n]\n"
             ),
         )?;
         write(
             root,
-            "README.md",
-            "| `guest` | the development guest provider |\n",
+            "crates/stagepass/src/lib.rs",
+            "//! | feature | |\n//! |---|---|\n//! | `guest` | guest |\n\
+             //! | `saml` | SAML (needs libxmlsec1; not in `full`) |\n",
         )?;
+        write(
+            root,
+            "README.md",
+            "| `guest` | the development guest provider |\n| `saml` | SAML |\n",
+        )?;
+        write(root, "docs/providers/guest.md", "# guest\n")?;
+        write(root, "docs/providers/saml.md", "# saml\n")?;
         let found = problems(root, "providers")?;
-        assert_eq!(found.len(), 2, "{found:?}");
+        // github: no feature, not in `full`, no table row, not in README, no docs page
+        assert_eq!(found.len(), 5, "{found:?}");
         assert!(
-            found
-                .iter()
-                .all(|problem| problem.contains("stagepass-github"))
+            found.iter().all(|problem| problem.contains("github")),
+            "{found:?}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn reads_feature_lists_and_table_rows() {
+        let manifest = "[features]\nfull = [\"a\", \"b\"]\nother = [\n  \"c\", # c\n  \"d\",\n]\n\
+                        [dependencies]\nfull = 1\n";
+        assert_eq!(
+            feature_members(manifest, "full"),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        assert_eq!(
+            feature_members(manifest, "other"),
+            Some(vec!["c".to_owned(), "d".to_owned()])
+        );
+        assert_eq!(feature_members(manifest, "missing"), None);
+        let lib = "//! | `okta` | Okta | no |\n// | `gitlab` | x |\n";
+        assert!(in_feature_table(lib, "okta"));
+        assert!(!in_feature_table(lib, "gitlab"));
+        assert!(!in_feature_table(lib, "okt"));
+    }
+
+    #[test]
+    fn core_must_not_depend_on_frameworks() -> Result<()> {
+        let dir = TempDir::new("xtask-tidy-core")?;
+        let root = dir.path();
+        write(
+            root,
+            "crates/stagepass-core/Cargo.toml",
+            &format!(
+                "{GOOD_MANIFEST}\n[dependencies]\nserde.workspace = true\nreqwest = \"0.12\"\n\
+                 [target.'cfg(unix)'.dependencies]\nsqlx.workspace = true\n\
+                 [dev-dependencies]\naxum.workspace = true\n"
+            ),
+        )?;
+        let found = problems(root, "core")?;
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("`reqwest`") && found[1].contains("`sqlx`"));
         Ok(())
     }
 }
