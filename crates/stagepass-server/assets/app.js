@@ -1,14 +1,89 @@
-// The stagepass sign-in page: lists the configured providers, signs in with the same popup
-// protocol the Backstage frontend uses, and shows the resulting identity.
+// The stagepass sign-in page: lists the configured providers, signs in with the same popup (or
+// redirect) protocol the Backstage frontend uses, shows the resulting identity, restores it after
+// a reload through the session cookie, and refreshes it shortly before it expires.
+//
+// Only the id of the last used provider and the popup/redirect choice are kept in localStorage;
+// tokens live in this page's memory only.
 
-const state = { config: null, provider: null, timer: null };
+const LAST_PROVIDER = 'stagepass.lastProvider';
+const USE_REDIRECT = 'stagepass.useRedirect';
+
+// Like Backstage's frontend: refresh when less than five minutes of the token remain.
+const REFRESH_MARGIN_SECONDS = 5 * 60;
+
+const state = { config: null, provider: null, expiresAt: 0, refreshTimer: null, countdown: null, refreshes: 0 };
 
 const $ = (id) => document.getElementById(id);
 
-function showError(message) {
+function storageGet(key) {
+  try {
+    return window.localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function storageSet(key, value) {
+  try {
+    if (value === null) window.localStorage.removeItem(key);
+    else window.localStorage.setItem(key, value);
+  } catch {
+    // Storage may be disabled: the page still works, it only forgets.
+  }
+}
+
+function homeOrigin() {
+  return new URL(state.config.authBaseUrl).origin;
+}
+
+// A sentence a person understands for the errors people meet most, or null.
+function friendly(message, name) {
+  const m = message || '';
+  if (/popup was closed/i.test(m)) {
+    return 'The sign-in window was closed before signing in finished. Try again, and keep the window open until it closes by itself.';
+  }
+  if (/popup was blocked/i.test(m)) {
+    return 'Your browser blocked the sign-in window. Allow pop-ups for this page, or switch on "Use redirect instead of popup".';
+  }
+  if (/Incorrect app origin|Origin '.*' is not allowed|Origin is invalid/i.test(m)
+    || (name === 'NotAllowedError' && /origin/i.test(m))) {
+    return `This page's address is not one the server accepts sign-ins from. Open the page at ${homeOrigin()}/ and sign in there.`;
+  }
+  if (/login_required|End-User authentication is required/i.test(m)) {
+    return 'The identity provider wants you to sign in there first, but it was asked not to show its login page. Sign in at the identity provider, then try again.';
+  }
+  if (/unable to resolve user identity/i.test(m)) {
+    return 'You signed in at the identity provider, but this server found no matching user for you. Ask an administrator to add you to the catalog, or to allow sign-in without a catalog user.';
+  }
+  if (/invalid_grant/i.test(m)) {
+    return 'Your session at the identity provider has ended or was replaced. Sign in again.';
+  }
+  if (/consent_required|access_denied/i.test(m)) {
+    return 'The identity provider did not grant access. Sign in again and allow this application when asked.';
+  }
+  if (/Failed to fetch|NetworkError/i.test(m)) {
+    return 'The server could not be reached. Check your connection and try again.';
+  }
+  return null;
+}
+
+// Shows `error` (an Error, a message, or '' to clear): the friendly sentence, with the original
+// message in the detail line.
+function showError(error) {
+  const message = typeof error === 'string' ? error : error?.message || String(error);
+  const name = typeof error === 'string' ? '' : error?.name || '';
   const el = $('error');
-  el.textContent = message;
-  el.hidden = !message;
+  if (!message) {
+    el.hidden = true;
+    $('error-message').textContent = '';
+    $('error-detail').textContent = '';
+    return;
+  }
+  const sentence = friendly(message, name);
+  $('error-message').textContent = sentence || message;
+  $('error-detail').textContent = sentence ? message : '';
+  $('error-detail').hidden = !sentence;
+  el.hidden = false;
 }
 
 function authUrl(provider, path, params = {}) {
@@ -20,6 +95,34 @@ function authUrl(provider, path, params = {}) {
   return url.toString();
 }
 
+function formatLeft(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const rest = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h} h ${m} min ${rest} s` : `${m} min ${rest} s`;
+}
+
+function tick() {
+  const left = (state.expiresAt - Date.now()) / 1000;
+  $('session-countdown').textContent = left > 0 ? `(in ${formatLeft(left)})` : '(expired)';
+}
+
+function scheduleRefresh(expiresInSeconds) {
+  clearTimeout(state.refreshTimer);
+  // Shortly before expiry; for short-lived tokens, halfway through.
+  const delay = Math.max(expiresInSeconds - REFRESH_MARGIN_SECONDS, expiresInSeconds / 2, 5);
+  const provider = state.provider;
+  state.refreshTimer = setTimeout(async () => {
+    if (state.provider !== provider) return;
+    try {
+      showSession(provider, await refresh(provider));
+    } catch (err) {
+      showError(err);
+    }
+  }, delay * 1000);
+}
+
 function showSession(provider, response) {
   const identity = response.backstageIdentity;
   if (!identity) {
@@ -27,6 +130,7 @@ function showSession(provider, response) {
     return;
   }
   state.provider = provider;
+  storageSet(LAST_PROVIDER, provider);
   $('session-provider').textContent = provider;
   $('session-user').textContent = identity.identity.userEntityRef;
   const list = $('session-ownership');
@@ -35,31 +139,79 @@ function showSession(provider, response) {
     li.textContent = ref;
     return li;
   }));
-  const expires = new Date(Date.now() + identity.expiresInSeconds * 1000);
-  $('session-expiry').textContent = `${expires.toLocaleString()} (in ${Math.round(identity.expiresInSeconds / 60)} min)`;
+  state.expiresAt = Date.now() + identity.expiresInSeconds * 1000;
+  $('session-expiry').textContent = new Date(state.expiresAt).toLocaleString();
+  tick();
+  clearInterval(state.countdown);
+  state.countdown = setInterval(tick, 1000);
+  scheduleRefresh(identity.expiresInSeconds);
+
   const profile = response.profile || {};
   $('session-profile').textContent = [profile.displayName, profile.email].filter(Boolean).join(' · ') || '—';
-  $('session').hidden = false;
-  $('session').dataset.user = identity.identity.userEntityRef;
+  $('session-name').textContent = profile.displayName || identity.identity.userEntityRef;
+  $('session-email').textContent = profile.email || '';
+  const picture = $('session-picture');
+  if (profile.picture) {
+    picture.src = profile.picture;
+    picture.hidden = false;
+  } else {
+    picture.removeAttribute('src');
+    picture.hidden = true;
+  }
+  const session = $('session');
+  session.hidden = false;
+  session.dataset.user = identity.identity.userEntityRef;
+  state.refreshes += 1;
+  session.dataset.refreshes = String(state.refreshes);
   showError('');
 }
 
 function clearSession() {
   state.provider = null;
+  clearTimeout(state.refreshTimer);
+  clearInterval(state.countdown);
   $('session').hidden = true;
   delete $('session').dataset.user;
 }
 
-async function refresh(provider) {
+// One refresh at a time per provider across all tabs of this origin (Web Locks): providers that
+// rotate refresh tokens refuse the older token once another tab used it, so a tab waits for the
+// other's refresh and then refreshes with the cookie that one set.
+function refresh(provider) {
+  if (!navigator.locks) return refreshNow(provider);
+  return navigator.locks.request(`stagepass-refresh:${provider}`, () => refreshNow(provider));
+}
+
+async function refreshNow(provider) {
   const res = await fetch(authUrl(provider, '/refresh', { optional: '' }), {
     credentials: 'include',
     headers: { 'x-requested-with': 'XMLHttpRequest' },
   });
   const body = await res.json().catch(() => ({}));
   if (!res.ok || body.error) {
-    throw new Error(body.error?.message || `Refresh failed with status ${res.status}`);
+    const err = new Error(body.error?.message || `Refresh failed with status ${res.status}`);
+    err.name = body.error?.name || 'Error';
+    err.status = res.status;
+    throw err;
   }
   return body;
+}
+
+// Reads a Backstage error the popup shows instead of leaving for the IdP (e.g. a refused
+// origin at /start): the popup is then still on this origin, so its text is readable.
+function errorShownIn(popup) {
+  try {
+    if (popup.location.origin !== window.location.origin) return null;
+    if (popup.document.contentType !== 'application/json') return null;
+    const body = JSON.parse(popup.document.body.textContent);
+    if (!body.error?.message) return null;
+    const err = new Error(body.error.message);
+    err.name = body.error.name || 'Error';
+    return err;
+  } catch {
+    // Cross-origin (at the IdP), or still loading: nothing to read.
+    return null;
+  }
 }
 
 function popupLogin(provider) {
@@ -70,7 +222,7 @@ function popupLogin(provider) {
     const top = window.screenY + (window.outerHeight - height) / 2;
     const popup = window.open(url, `${provider} Login`, `menubar=no,location=no,resizable=no,scrollbars=no,status=no,width=${width},height=${height},top=${top},left=${left}`);
     if (!popup) {
-      reject(new Error('The login popup was blocked'));
+      reject(new Error('Login failed, popup was blocked'));
       return;
     }
     let targetOrigin = '';
@@ -101,26 +253,50 @@ function popupLogin(provider) {
         reject(new Error(targetOrigin && targetOrigin !== window.location.origin
           ? `Login failed, Incorrect app origin, expected ${targetOrigin}`
           : 'Login failed, popup was closed'));
+        return;
+      }
+      const shown = errorShownIn(popup);
+      if (shown) {
+        done();
+        popup.close();
+        reject(shown);
       }
     }, 100);
     window.addEventListener('message', onMessage);
   });
 }
 
+function redirectLogin(provider) {
+  const here = new URL(window.location.href);
+  here.search = '';
+  here.hash = '';
+  storageSet(LAST_PROVIDER, provider);
+  window.location.assign(authUrl(provider, '/start', {
+    origin: window.location.origin,
+    flow: 'redirect',
+    redirectUrl: here.toString(),
+    scope: '',
+  }));
+}
+
 async function signIn(provider) {
   showError('');
   try {
-    const response = provider.kind === 'proxy'
-      ? await refresh(provider.id)
-      : await popupLogin(provider.id);
-    showSession(provider.id, response);
+    if (provider.kind === 'proxy') {
+      showSession(provider.id, await refresh(provider.id));
+    } else if ($('use-redirect').checked) {
+      redirectLogin(provider.id);
+    } else {
+      showSession(provider.id, await popupLogin(provider.id));
+    }
   } catch (err) {
-    showError(err.message);
+    showError(err);
   }
 }
 
 async function signOut() {
   const provider = state.config.providers.find((p) => p.id === state.provider);
+  storageSet(LAST_PROVIDER, null);
   if (provider && provider.kind === 'oauth') {
     const res = await fetch(authUrl(provider.id, '/logout'), {
       method: 'POST',
@@ -133,16 +309,55 @@ async function signOut() {
   clearSession();
 }
 
+// After a reload or a redirect back: the session cookie of the last used provider, then of
+// each OAuth provider, answers /refresh with the identity. The first that does wins.
+async function restoreSession() {
+  const last = storageGet(LAST_PROVIDER);
+  const candidates = state.config.providers
+    .filter((p) => p.id === last || p.kind === 'oauth')
+    .sort((a, b) => (b.id === last) - (a.id === last));
+  if (candidates.length === 0) return;
+  $('restoring').hidden = false;
+  try {
+    for (const provider of candidates) {
+      if (state.provider) return; // signed in meanwhile
+      try {
+        const response = await refresh(provider.id);
+        if (response.backstageIdentity && !state.provider) {
+          showSession(provider.id, response);
+          return;
+        }
+      } catch {
+        // No session with this provider: try the next.
+      }
+    }
+  } finally {
+    $('restoring').hidden = true;
+  }
+}
+
+// An error the redirect flow brought back (`?error=`): shown once, then taken off the URL.
+function takeRedirectError() {
+  const url = new URL(window.location.href);
+  const error = url.searchParams.get('error');
+  if (error === null) return null;
+  url.searchParams.delete('error');
+  window.history.replaceState(window.history.state, '', url.toString());
+  return error;
+}
+
 async function main() {
+  const redirectError = takeRedirectError();
   const res = await fetch('/.stagepass/config.json');
   state.config = await res.json();
   const list = $('providers');
   $('loading').remove();
-  const home = new URL(state.config.authBaseUrl).origin;
+  const home = homeOrigin();
   if (home !== window.location.origin) {
     // Cookies and callbacks live on the configured backend URL: sign in there.
     const p = document.createElement('p');
     p.className = 'muted';
+    p.id = 'origin-hint';
     p.append('This server is configured as ');
     const a = document.createElement('a');
     a.href = `${home}/`;
@@ -161,18 +376,25 @@ async function main() {
     button.type = 'button';
     button.className = 'provider';
     button.dataset.provider = provider.id;
+    button.dataset.kind = provider.kind;
     button.textContent = `Sign in with ${provider.title}`;
     button.addEventListener('click', () => signIn(provider));
     list.append(button);
   }
+  const useRedirect = $('use-redirect');
+  useRedirect.checked = storageGet(USE_REDIRECT) === 'true';
+  useRedirect.addEventListener('change', () => storageSet(USE_REDIRECT, String(useRedirect.checked)));
   $('refresh').addEventListener('click', async () => {
     try {
       showSession(state.provider, await refresh(state.provider));
     } catch (err) {
-      showError(err.message);
+      showError(err);
     }
   });
-  $('signout').addEventListener('click', () => signOut().catch((err) => showError(err.message)));
+  $('signout').addEventListener('click', () => signOut().catch((err) => showError(err)));
+  await restoreSession();
+  if (redirectError) showError(redirectError);
+  document.body.dataset.ready = 'true';
 }
 
 main().catch((err) => showError(`Could not load the configuration: ${err.message}`));

@@ -1,7 +1,8 @@
 //! The sign-in page in a real browser: headless Chromium, driven over WebDriver by
 //! `chromedriver`, signs in through the page the `stagepass-server` process serves at `/` — as
 //! guest, and with generic OIDC through the popup against the real `oidc-provider` (typing into
-//! its login and consent forms) — refreshes, signs out, and shows errors in words.
+//! its login and consent forms) — and through the redirect flow, restores the session after a
+//! reload, keeps two tabs signed in while both refresh, signs out, and shows errors in words.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`cargo xtask ci` installs them). Without them
 //! a test prints `skipping: …` and passes, except under CI (`CI` set), where it fails.
@@ -89,6 +90,7 @@ struct Server {
     _guard: Guard,
     _dir: tempfile::TempDir,
     origin: String,
+    port: u16,
 }
 
 /// Starts the server with `providers` (YAML under `auth.providers`, indented by four spaces)
@@ -136,6 +138,7 @@ async fn start_server(providers: &str) -> Server {
         _guard: guard,
         _dir: dir,
         origin,
+        port,
     }
 }
 
@@ -408,30 +411,9 @@ impl Browser {
             }
             // The popup may close itself at any moment: every failure below means "look again".
             if self.client.switch_to_window(popup.clone()).await.is_ok() {
-                let form = |prompt: &str| format!("form:has(input[name=prompt][value={prompt}])");
-                if let Ok(form_el) = self.client.find(Locator::Css(&form("login"))).await {
-                    let filled = async {
-                        let user = form_el.find(Locator::Css("input[name=login]")).await?;
-                        user.clear().await?;
-                        user.send_keys(login).await?;
-                        let password = form_el.find(Locator::Css("input[name=password]")).await?;
-                        password.send_keys("any password").await?;
-                        let submit = form_el.find(Locator::Css("button[type=submit]")).await?;
-                        submit.click().await?;
-                        Ok::<_, fantoccini::error::CmdError>(submit)
-                    }
-                    .await;
-                    if let Ok(submit) = filled {
-                        saw_login = true;
-                        self.wait_gone(&submit).await;
-                    }
-                } else if let Ok(form_el) = self.client.find(Locator::Css(&form("consent"))).await
-                    && let Ok(submit) = form_el.find(Locator::Css("button[type=submit]")).await
-                    && submit.click().await.is_ok()
-                {
-                    saw_consent = true;
-                    self.wait_gone(&submit).await;
-                }
+                let (login_step, consent_step) = self.idp_step(login).await;
+                saw_login |= login_step;
+                saw_consent |= consent_step;
             }
             tokio::time::sleep(POLL).await;
         }
@@ -439,6 +421,93 @@ impl Browser {
             panic!("could not switch back to the page: {e}");
         }
         (saw_login, saw_consent)
+    }
+
+    /// One step at oidc-provider's development interactions in the current window: fills and
+    /// submits its login form as `login`, or confirms its consent form, whichever is shown, and
+    /// waits until the form left. Returns whether it did the login, or the consent.
+    async fn idp_step(&self, login: &str) -> (bool, bool) {
+        let form = |prompt: &str| format!("form:has(input[name=prompt][value={prompt}])");
+        if let Ok(form_el) = self.client.find(Locator::Css(&form("login"))).await {
+            let filled = async {
+                let user = form_el.find(Locator::Css("input[name=login]")).await?;
+                user.clear().await?;
+                user.send_keys(login).await?;
+                let password = form_el.find(Locator::Css("input[name=password]")).await?;
+                password.send_keys("any password").await?;
+                let submit = form_el.find(Locator::Css("button[type=submit]")).await?;
+                submit.click().await?;
+                Ok::<_, fantoccini::error::CmdError>(submit)
+            }
+            .await;
+            if let Ok(submit) = filled {
+                self.wait_gone(&submit).await;
+                return (true, false);
+            }
+        } else if let Ok(form_el) = self.client.find(Locator::Css(&form("consent"))).await
+            && let Ok(submit) = form_el.find(Locator::Css("button[type=submit]")).await
+            && submit.click().await.is_ok()
+        {
+            self.wait_gone(&submit).await;
+            return (false, true);
+        }
+        (false, false)
+    }
+
+    /// The current URL, or an empty string while there is none.
+    async fn url(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    }
+
+    /// After the page navigated away to sign in with the redirect flow: signs `login` in at
+    /// the IdP in this window until it is back on a page under `page` (outside `/api/auth`).
+    async fn sign_in_by_redirect(&self, page: &str, login: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let url = self.url().await;
+            if url.starts_with(page) && !url.contains("/api/auth/") {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.fail(format_args!("the redirect flow did not return to {page}"))
+                    .await;
+            }
+            if !url.starts_with(page) {
+                self.idp_step(login).await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until `script` (a function body) returns `true` in the page.
+    async fn wait_script(&self, what: &str, script: &str, args: Vec<Value>) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Ok(Value::Bool(true)) = self.client.execute(script, args.clone()).await {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.fail(format_args!("{what}: not within {TIMEOUT:?}"))
+                    .await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// How many times the page showed a session (a sign-in, a restore, each refresh).
+    async fn session_count(&self) -> u64 {
+        let script = "return Number(document.getElementById('session').dataset.refreshes || 0);";
+        match self.client.execute(script, vec![]).await {
+            Ok(value) => value.as_u64().unwrap_or(0),
+            Err(e) => {
+                self.fail(format_args!("could not read the session count: {e}"))
+                    .await
+            }
+        }
     }
 
     /// Waits until `element` left the page: its page navigated away, or its window closed.
@@ -489,8 +558,27 @@ async fn guest_signs_in_from_the_page() {
         .await;
     browser.wait_text("#session-provider", "guest").await;
     browser.wait_hidden("#error").await;
-    let expiry = browser.shown("#session-expiry").await.text().await.unwrap();
-    assert!(expiry.contains("min)"), "{expiry}");
+    assert!(
+        !browser
+            .shown("#session-expiry")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The countdown ticks: it reads `(in 59 min 59 s)` and then less.
+    let countdown = browser.shown("#session-countdown").await;
+    let first = countdown.text().await.unwrap();
+    assert!(
+        first.starts_with("(in ") && first.contains(" min "),
+        "{first}"
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    while countdown.text().await.unwrap() == first {
+        assert!(Instant::now() < deadline, "the countdown stood at {first}");
+        tokio::time::sleep(POLL).await;
+    }
     browser.close().await;
     eprintln!("guest test took {:?}", started.elapsed());
 }
@@ -541,9 +629,11 @@ async fn oidc_signs_in_through_the_popup_refreshes_and_signs_out() {
         .await;
     browser.wait_hidden("#error").await;
 
-    // After a reload the page starts blank, but the session cookie still refreshes.
+    // After a reload the page restores the session from the session cookie.
     browser.client.refresh().await.unwrap();
-    browser.shown("button[data-provider=oidc]").await;
+    browser
+        .wait_text("#session-user", "user:default/carol")
+        .await;
     let (status, body) = browser.fetch_refresh("oidc").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -597,15 +687,20 @@ async fn a_closed_popup_and_an_idp_error_show_on_the_page() {
     browser.client.close_window().await.unwrap();
     browser.client.switch_to_window(main.clone()).await.unwrap();
     browser
-        .wait_text("#error", "Login failed, popup was closed")
+        .wait_text("#error-detail", "Login failed, popup was closed")
         .await;
+    let message = browser.shown("#error-message").await.text().await.unwrap();
+    assert!(
+        message.starts_with("The sign-in window was closed"),
+        "{message}"
+    );
     browser.wait_hidden("#session").await;
 
     // The IdP refuses: the error comes back through the popup and shows on the page.
     browser.click("button[data-provider=corp-sso]").await;
     let deadline = Instant::now() + TIMEOUT;
     let message = loop {
-        let text = match browser.client.find(Locator::Css("#error")).await {
+        let text = match browser.client.find(Locator::Css("#error-detail")).await {
             Ok(element) => element.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };
@@ -620,10 +715,15 @@ async fn a_closed_popup_and_an_idp_error_show_on_the_page() {
         tokio::time::sleep(POLL).await;
     };
     assert!(
-        // oidc-provider's `error_description` for `login_required`, in the page's words.
+        // oidc-provider's `error_description` for `login_required`, kept in the detail line.
         message.starts_with("Authentication failed")
             && message.contains("End-User authentication is required"),
         "{message}"
+    );
+    let words = browser.shown("#error-message").await.text().await.unwrap();
+    assert!(
+        words.starts_with("The identity provider wants you to sign in there first"),
+        "{words}"
     );
     // The popup closes itself shortly after posting its message.
     let deadline = Instant::now() + TIMEOUT;
@@ -639,4 +739,223 @@ async fn a_closed_popup_and_an_idp_error_show_on_the_page() {
     eprintln!("the IdP's refusal reads: {message}");
     browser.close().await;
     eprintln!("error test took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn the_redirect_flow_returns_signed_in_and_a_reload_restores_the_session() {
+    let started = Instant::now();
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    let providers = format!(
+        "{}{}",
+        oidc_provider("oidc", &idp, None),
+        oidc_provider("corp-sso", &idp, Some("none"))
+    );
+    let server = start_server(&providers).await;
+    let Some(browser) = Browser::start_or_skip().await else {
+        return;
+    };
+    let page = format!("{}/", server.origin);
+    browser.goto(&page).await;
+    browser.click("#use-redirect").await;
+
+    // An IdP error comes back as `?error=`: shown in words, and taken off the URL.
+    browser.click("button[data-provider=corp-sso]").await;
+    browser.sign_in_by_redirect(&page, "dave").await;
+    let words = browser.shown("#error-message").await.text().await.unwrap();
+    assert!(
+        words.starts_with("The identity provider wants you to sign in there first"),
+        "{words}"
+    );
+    let detail = browser.shown("#error-detail").await.text().await.unwrap();
+    assert!(
+        detail.contains("End-User authentication is required"),
+        "{detail}"
+    );
+    assert_eq!(browser.url().await, page);
+    browser.wait_hidden("#session").await;
+
+    // The switch is remembered; sign-in leaves for the IdP and comes back signed in.
+    assert!(
+        browser
+            .shown("#use-redirect")
+            .await
+            .is_selected()
+            .await
+            .unwrap()
+    );
+    browser.click("button[data-provider=oidc]").await;
+    browser.sign_in_by_redirect(&page, "erin").await;
+    browser
+        .wait_text("#session-user", "user:default/erin")
+        .await;
+    browser.wait_text("#session-provider", "oidc").await;
+    browser
+        .wait_text("#session-email", &OidcTestProvider::email_of("erin"))
+        .await;
+    browser.wait_hidden("#error").await;
+    assert_eq!(browser.url().await, page);
+
+    // A reload restores the session through the cookie; the page keeps no token itself.
+    browser.client.refresh().await.unwrap();
+    browser
+        .wait_text("#session-user", "user:default/erin")
+        .await;
+    let stored = browser
+        .client
+        .execute("return JSON.stringify(window.localStorage);", vec![])
+        .await
+        .unwrap();
+    let stored = stored.as_str().unwrap_or_default().to_owned();
+    assert!(
+        stored.contains("\"stagepass.lastProvider\":\"oidc\""),
+        "{stored}"
+    );
+    assert!(!stored.contains("eyJ"), "a token in localStorage: {stored}");
+
+    browser.click("#signout").await;
+    browser.wait_hidden("#session").await;
+    browser.client.refresh().await.unwrap();
+    browser
+        .wait_script(
+            "the page finished loading",
+            "return document.body.dataset.ready === 'true';",
+            vec![],
+        )
+        .await;
+    browser.wait_hidden("#session").await;
+    browser.close().await;
+    eprintln!("redirect test took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn two_tabs_refreshing_at_once_both_stay_signed_in() {
+    let started = Instant::now();
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    let server = start_server(&oidc_provider("oidc", &idp, None)).await;
+    let Some(browser) = Browser::start_or_skip().await else {
+        return;
+    };
+    let page = format!("{}/", server.origin);
+    browser.goto(&page).await;
+    let first = browser.client.window().await.unwrap();
+    browser.click("button[data-provider=oidc]").await;
+    browser.sign_in_at_idp(&first, "frank").await;
+    browser
+        .wait_text("#session-user", "user:default/frank")
+        .await;
+
+    // A second tab of the same browser restores the session from the shared cookie.
+    let second = browser.client.new_window(true).await.unwrap().handle;
+    browser
+        .client
+        .switch_to_window(second.clone())
+        .await
+        .unwrap();
+    browser.goto(&page).await;
+    browser
+        .wait_text("#session-user", "user:default/frank")
+        .await;
+
+    // Both tabs click Refresh at the same moment (a shared wall-clock time), three times over.
+    for round in 0..3 {
+        let mut before = Vec::new();
+        let at = browser
+            .client
+            .execute("return Date.now() + 300;", vec![])
+            .await
+            .unwrap();
+        for window in [&first, &second] {
+            browser
+                .client
+                .switch_to_window(window.clone())
+                .await
+                .unwrap();
+            before.push(browser.session_count().await);
+            browser
+                .client
+                .execute(
+                    "const [at] = arguments;\n\
+                     setTimeout(() => document.getElementById('refresh').click(), at - Date.now());",
+                    vec![at.clone()],
+                )
+                .await
+                .unwrap();
+        }
+        for (window, count) in [&first, &second].into_iter().zip(before) {
+            browser
+                .client
+                .switch_to_window(window.clone())
+                .await
+                .unwrap();
+            browser
+                .wait_script(
+                    &format!("round {round}: the tab did not refresh"),
+                    "const [count] = arguments;\n\
+                     const session = document.getElementById('session');\n\
+                     return Number(session.dataset.refreshes || 0) > count\n\
+                       || !document.getElementById('error').hidden;",
+                    vec![json!(count)],
+                )
+                .await;
+            browser.wait_hidden("#error").await;
+            browser
+                .wait_text("#session-user", "user:default/frank")
+                .await;
+        }
+    }
+    let (status, body) = browser.fetch_refresh("oidc").await;
+    assert_eq!(status, 200, "{body}");
+    browser.close().await;
+    eprintln!("two tabs test took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_disallowed_origin_shows_where_to_sign_in() {
+    let started = Instant::now();
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    let server = start_server(&oidc_provider("oidc", &idp, None)).await;
+    let Some(browser) = Browser::start_or_skip().await else {
+        return;
+    };
+    // The server is `http://localhost:<port>`; the same server at 127.0.0.1 is another origin.
+    let elsewhere = format!("http://127.0.0.1:{}", server.port);
+    browser.goto(&format!("{elsewhere}/")).await;
+    let hint = browser.shown("#origin-hint").await;
+    let link = hint.find(Locator::Css("a")).await.unwrap();
+    assert_eq!(
+        link.attr("href").await.unwrap().as_deref(),
+        Some(format!("{}/", server.origin).as_str())
+    );
+
+    // Signing in anyway: the server refuses the origin at /start, and the page says so.
+    let main = browser.client.window().await.unwrap();
+    browser.click("button[data-provider=oidc]").await;
+    browser
+        .wait_text(
+            "#error-detail",
+            &format!("Origin '{elsewhere}' is not allowed"),
+        )
+        .await;
+    let words = browser.shown("#error-message").await.text().await.unwrap();
+    assert!(
+        words.contains("not one the server accepts sign-ins from")
+            && words.contains(&server.origin),
+        "{words}"
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    while browser.popup_open(&main).await {
+        if Instant::now() > deadline {
+            browser.fail("the refused popup stayed open").await;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    browser.wait_hidden("#session").await;
+    browser.close().await;
+    eprintln!("disallowed origin test took {:?}", started.elapsed());
 }
