@@ -13,7 +13,7 @@
 //! | part | what | types |
 //! |---|---|---|
 //! | OAuth 2.0 | authorization URL with PKCE S256, code exchange, refresh grant, RFC 7009 revocation, error mapping (also of HTTP 200 error bodies, as GitHub sends) | [`OAuth2Client`], [`OAuth2Endpoints`], [`TokenSet`] |
-//! | OpenID Connect | discovery (lazy, retried with backoff), ID token validation (Core 3.1.3.7), key re-fetch on rotation, UserInfo, end-session | [`OidcProvider`], [`OidcProviderBuilder`] |
+//! | OpenID Connect | discovery (lazy, retried with backoff), ID token validation (Core 3.1.3.7; signatures checked with `ring`), key re-fetch on rotation, UserInfo, end-session | [`OidcProvider`], [`OidcProviderBuilder`] |
 //! | generic OAuth 2.0 | Backstage's `oauth2` provider: configured endpoints, a profile URL mapped with [`ProfileFields`], PKCE unless dangerously disabled | [`OAuth2Provider`], [`OAuth2ProviderBuilder`] |
 //! | HTTP | timeouts, a response size cap, no redirects, `User-Agent: stagepass`, errors without secrets | [`HttpClient`], [`HttpError`] |
 //!
@@ -133,3 +133,9 @@ pub use crate::oidc::{
     BuildError, DEFAULT_CLOCK_SKEW, DEFAULT_REQUIRED_SCOPES, OidcProvider, OidcProviderBuilder,
 };
 pub use crate::profile::{Claims, ProfileMapper, StandardClaimsMapper, standard_profile};
+
+/// ID-token validation outside a login, for `benches/id_token.rs` only (the private `_bench`
+/// feature). Not a stable API.
+#[cfg(feature = "_bench")]
+#[doc(hidden)]
+pub use crate::oidc::bench::IdTokenBench;

@@ -1,22 +1,18 @@
-//! ID token validation (OpenID Connect Core 1.0 section 3.1.3.7) around openidconnect's
-//! verifier, with a re-fetch of the identity provider's keys when a token is signed by a key
-//! that is not cached.
+//! ID token validation (OpenID Connect Core 1.0 section 3.1.3.7): the signature with `ring`
+//! (the `signature` module), then the claims with openidconnect's verifier, with a re-fetch of
+//! the identity provider's keys when a token is signed by a key that is not cached.
 
 use std::time::SystemTime;
 
 use base64::Engine as _;
-use openidconnect::core::{
-    CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-};
-use openidconnect::{
-    ClaimsVerificationError, ClientId, IssuerUrl, JsonWebKeySet, JwsSigningAlgorithm, Nonce,
-    SignatureVerificationError,
-};
+use openidconnect::core::{CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier};
+use openidconnect::{ClaimsVerificationError, ClientId, IssuerUrl, JsonWebKeySet, Nonce};
 use serde_json::{Map, Value};
 use stagepass_core::{ClientSecret, Error, Result};
 use time::OffsetDateTime;
 
 use super::jwks::JwksCache;
+use super::signature::{BASE64URL, Jws, JwsAlgorithm, JwsError, SignatureError, VerifiedJws};
 
 /// How far in the future an ID token's `iat` may be (clocks drift).
 const MAX_IAT_AHEAD: time::Duration = time::Duration::minutes(5);
@@ -44,37 +40,16 @@ pub(crate) struct IdTokenValidator<'a> {
     pub(crate) client_id: &'a str,
     pub(crate) client_secret: &'a ClientSecret,
     pub(crate) issuer: &'a str,
-    pub(crate) alg: &'a CoreJwsSigningAlgorithm,
+    pub(crate) alg: JwsAlgorithm,
     pub(crate) now: OffsetDateTime,
     pub(crate) clock_skew: time::Duration,
     /// How error messages begin ("Authentication failed").
     pub(crate) prefix: &'static str,
 }
 
-/// Why one verification attempt failed.
-enum Failure {
-    /// No cached key verifies the token: the keys may have been rotated.
-    KeyMiss,
-    /// The token is invalid.
-    Invalid(String),
-}
-
-/// The JWS name of an algorithm (`RS256`).
-pub(crate) fn alg_name(alg: &CoreJwsSigningAlgorithm) -> String {
-    serde_json::to_value(alg)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// Decodes one base64url segment of a JWT into a JSON object.
 fn decode_segment(segment: &str) -> Option<Map<String, Value>> {
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::URL_SAFE,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    let bytes = engine.decode(segment).ok()?;
+    let bytes = BASE64URL.decode(segment).ok()?;
     match serde_json::from_slice(&bytes).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
@@ -85,6 +60,15 @@ fn decode_segment(segment: &str) -> Option<Map<String, Value>> {
 /// and kept where nobody else could change them (the encrypted refresh cookie).
 pub(crate) fn unverified_claims(raw: &str) -> Option<Map<String, Value>> {
     decode_segment(raw.split('.').nth(1)?)
+}
+
+/// The message for a signature that does not verify.
+fn describe_signature_error(error: SignatureError, expected: JwsAlgorithm) -> String {
+    match error {
+        SignatureError::AlgorithmMismatch => format!("not signed with {}", expected.name()),
+        SignatureError::KeyMiss => "no key of the identity provider verifies it".to_owned(),
+        SignatureError::BadSignature => "the signature does not verify".to_owned(),
+    }
 }
 
 impl IdTokenValidator<'_> {
@@ -99,52 +83,49 @@ impl IdTokenValidator<'_> {
         nonce: NonceCheck<'_>,
         jwks: &JwksCache,
     ) -> Result<VerifiedIdToken> {
-        let parts: Vec<&str> = raw.split('.').collect();
-        let (header, payload, signature) = match parts.as_slice() {
-            [header, payload, signature] => (*header, *payload, *signature),
-            [_, _, _, _, _] => return Err(self.invalid("encrypted ID tokens are not supported")),
-            _ => return Err(self.invalid("not a signed JWT")),
-        };
-        let header = decode_segment(header).ok_or_else(|| self.invalid("malformed header"))?;
-        let alg = header
-            .get("alg")
-            .and_then(Value::as_str)
+        let jws = Jws::parse(raw).map_err(|error| {
+            self.invalid(match error {
+                JwsError::Encrypted => "encrypted ID tokens are not supported",
+                JwsError::NotJws => "not a signed JWT",
+                JwsError::MalformedHeader => "malformed header",
+            })
+        })?;
+        let alg = jws
+            .alg()
             .ok_or_else(|| self.invalid("no signing algorithm"))?;
         // Step 6 and Section 10.1: the token must be signed; `alg: none` is never accepted.
-        if alg.eq_ignore_ascii_case("none") || signature.is_empty() {
+        if alg.eq_ignore_ascii_case("none") || jws.is_unsigned() {
             return Err(self.invalid("the token is not signed"));
         }
         // Step 7: the algorithm is the registered id_token_signed_response_alg (default RS256),
         // whatever the header says; this also stops an HS256 token "signed" with a public key.
-        let expected = alg_name(self.alg);
+        let expected = self.alg.name();
         if alg != expected {
             return Err(self.invalid(&format!("signed with {alg}, expected {expected}")));
         }
-        let kid = header.get("kid").and_then(Value::as_str);
-        let token: CoreIdToken = raw
-            .parse()
-            .map_err(|_| self.invalid("malformed token or claims"))?;
 
+        // Steps 6 to 8: the signature, with ring.
         let snapshot = jwks.current();
-        let claims = match self.verify_with(&token, kid, &snapshot.keys, nonce)? {
-            Ok(claims) => claims,
-            Err(Failure::Invalid(detail)) => return Err(self.invalid(&detail)),
-            Err(Failure::KeyMiss) => {
+        let verified = match jws.verify(self.alg, &snapshot.keys, self.client_secret) {
+            Ok(verified) => verified,
+            Err(SignatureError::KeyMiss) => {
                 // Keys rotate (OpenID Connect Core 10.1.1): fetch them again, at most once per
                 // cool-down, and try once more.
                 let Some(fresh) = jwks.refetch(snapshot.generation).await? else {
                     return Err(self.invalid("no key of the identity provider verifies it"));
                 };
-                match self.verify_with(&token, kid, &fresh.keys, nonce)? {
-                    Ok(claims) => claims,
-                    Err(Failure::Invalid(detail)) => return Err(self.invalid(&detail)),
-                    Err(Failure::KeyMiss) => {
-                        return Err(self.invalid("no key of the identity provider verifies it"));
-                    }
-                }
+                jws.verify(self.alg, &fresh.keys, self.client_secret)
+                    .map_err(|error| self.invalid(&describe_signature_error(error, self.alg)))?
+            }
+            Err(error) => {
+                return Err(self.invalid(&describe_signature_error(error, self.alg)));
             }
         };
 
+        // Steps 2, 3 and 9 to 11, on the token whose signature verified.
+        let claims = self
+            .verified_claims(&verified, nonce)?
+            .map_err(|detail| self.invalid(&detail))?;
         // Steps 4 and 5: with several audiences there must be an azp, and an azp must be this
         // client (openidconnect leaves azp to the caller).
         let audiences = claims.audiences();
@@ -161,109 +142,115 @@ impl IdTokenValidator<'_> {
         if subject.is_empty() {
             return Err(self.invalid("empty subject"));
         }
-        let claims = decode_segment(payload).ok_or_else(|| self.invalid("malformed claims"))?;
+        let claims =
+            decode_segment(verified.payload()).ok_or_else(|| self.invalid("malformed claims"))?;
         Ok(VerifiedIdToken { claims, subject })
     }
 
-    /// The verifier for one set of keys.
-    fn verifier(&self, keys: CoreJsonWebKeySet) -> Result<CoreIdTokenVerifier<'static>> {
-        let client_id = ClientId::new(self.client_id.to_owned());
+    /// The claim checks (steps 2, 3 and 9 to 11) on the token whose signature `verified`
+    /// proves, by openidconnect's verifier with its own signature check turned off.
+    ///
+    /// Turning it off is sound only because ring verified the signature of these very bytes
+    /// first and any failure there ended validation: this function is the only place that turns
+    /// it off, it needs a [`VerifiedJws`], which only a successful `Jws::verify` makes, and it
+    /// parses the token from that proof, not from anything else.
+    fn verified_claims(
+        &self,
+        verified: &VerifiedJws<'_>,
+        nonce: NonceCheck<'_>,
+    ) -> Result<Result<CoreIdTokenClaims, String>> {
+        let Ok(token) = verified.token().parse::<CoreIdToken>() else {
+            return Ok(Err("malformed token or claims".to_owned()));
+        };
         let issuer = IssuerUrl::new(self.issuer.to_owned())
             .map_err(|_| Error::internal("the identity provider's issuer is not a URL"))?;
-        let verifier = if self.alg.uses_shared_secret() {
-            // Step 8: MAC algorithms use the client secret, and only when configured so.
-            CoreIdTokenVerifier::new_confidential_client(
-                client_id,
-                openidconnect::ClientSecret::new(self.client_secret.secret().to_owned()),
-                issuer,
-                keys,
-            )
-        } else {
-            CoreIdTokenVerifier::new_public_client(client_id, issuer, keys)
-        };
         let exp_now = self.now.saturating_sub(self.clock_skew);
         let latest_iat = self.now.saturating_add(MAX_IAT_AHEAD).unix_timestamp();
-        Ok(verifier
-            .set_allowed_algs([self.alg.clone()])
-            // Step 3: other audiences are accepted only with azp == client_id, checked after.
-            .set_other_audience_verifier_fn(|_| true)
-            // Step 9: exp, with the allowed clock skew.
-            .set_time_fn(move || SystemTime::from(exp_now).into())
-            // Step 10: iat not (much) in the future.
-            .set_issue_time_verifier_fn(move |iat| {
-                if iat.timestamp() > latest_iat {
-                    Err("the token was issued in the future".to_owned())
-                } else {
-                    Ok(())
-                }
-            }))
-    }
-
-    /// One verification with `keys`. A token without `kid` is tried against each key in turn.
-    fn verify_with<'t>(
-        &self,
-        token: &'t CoreIdToken,
-        kid: Option<&str>,
-        keys: &CoreJsonWebKeySet,
-        nonce: NonceCheck<'_>,
-    ) -> Result<Result<&'t CoreIdTokenClaims, Failure>> {
-        if self.alg.uses_shared_secret() || kid.is_some() {
-            let verifier = self.verifier(JsonWebKeySet::new(keys.keys().clone()))?;
-            return Ok(check(token, &verifier, nonce).map_err(|e| match e {
-                ClaimsVerificationError::SignatureVerification(
-                    SignatureVerificationError::NoMatchingKey,
-                ) => Failure::KeyMiss,
-                other => Failure::Invalid(describe(&other)),
-            }));
-        }
-        for key in keys.keys() {
-            let verifier = self.verifier(JsonWebKeySet::new(vec![key.clone()]))?;
-            match check(token, &verifier, nonce) {
-                Ok(claims) => return Ok(Ok(claims)),
-                Err(ClaimsVerificationError::SignatureVerification(
-                    SignatureVerificationError::NoMatchingKey
-                    | SignatureVerificationError::CryptoError(_)
-                    | SignatureVerificationError::InvalidKey(_)
-                    | SignatureVerificationError::AmbiguousKeyId(_),
-                )) => continue,
-                Err(other) => return Ok(Err(Failure::Invalid(describe(&other)))),
+        let verifier = CoreIdTokenVerifier::new_public_client(
+            ClientId::new(self.client_id.to_owned()),
+            issuer,
+            // no keys: the signature is not checked here
+            JsonWebKeySet::new(Vec::new()),
+        )
+        // INVARIANT: `token` was parsed from `verified`, the proof that ring verified its
+        // signature with the configured algorithm and a key of the identity provider (or the
+        // client secret for HS*); see the doc comment above. This is the only call in the crate
+        // (a test below keeps it so). openidconnect still checks the header (typ, cty, crit),
+        // refuses JWE (step 1), and checks iss (2), aud (3), exp (9), iat (10) and nonce (11).
+        .insecure_disable_signature_check()
+        // Step 3: other audiences are accepted only with azp == client_id, checked after.
+        .set_other_audience_verifier_fn(|_| true)
+        // Step 9: exp, with the allowed clock skew.
+        .set_time_fn(move || SystemTime::from(exp_now).into())
+        // Step 10: iat not (much) in the future.
+        .set_issue_time_verifier_fn(move |iat| {
+            if iat.timestamp() > latest_iat {
+                Err("the token was issued in the future".to_owned())
+            } else {
+                Ok(())
             }
-        }
-        Ok(Err(Failure::KeyMiss))
+        });
+        let checked = match nonce {
+            // Step 11: the nonce claim must be there and equal the one sent (compared in
+            // constant time by openidconnect).
+            NonceCheck::Expect(expected) => {
+                token.into_claims(&verifier, &Nonce::new(expected.to_owned()))
+            }
+            NonceCheck::Skip => token.into_claims(&verifier, |_: Option<&Nonce>| Ok(())),
+        };
+        Ok(checked.map_err(|error| describe(&error)))
     }
 }
 
-fn check<'t>(
-    token: &'t CoreIdToken,
-    verifier: &CoreIdTokenVerifier<'_>,
-    nonce: NonceCheck<'_>,
-) -> Result<&'t CoreIdTokenClaims, ClaimsVerificationError> {
-    match nonce {
-        // Step 11: the nonce claim must be there and equal the one sent (compared in
-        // constant time by openidconnect).
-        NonceCheck::Expect(expected) => token.claims(verifier, &Nonce::new(expected.to_owned())),
-        NonceCheck::Skip => token.claims(verifier, |_: Option<&Nonce>| Ok(())),
-    }
-}
-
-/// A message for a failed check. openidconnect's messages carry issuers, audiences and times,
-/// never the token or the nonce.
+/// A message for a failed claim check. openidconnect's messages carry issuers, audiences and
+/// times, never the token or the nonce.
 fn describe(error: &ClaimsVerificationError) -> String {
     match error {
-        ClaimsVerificationError::SignatureVerification(inner) => match inner {
-            SignatureVerificationError::CryptoError(_) => {
-                "the signature does not verify".to_owned()
-            }
-            SignatureVerificationError::NoMatchingKey => {
-                "no key of the identity provider verifies it".to_owned()
-            }
-            SignatureVerificationError::NoSignature => "the token is not signed".to_owned(),
-            other => other.to_string(),
-        },
         ClaimsVerificationError::InvalidIssuer(detail) => format!("issuer mismatch: {detail}"),
         ClaimsVerificationError::InvalidAudience(detail) => format!("audience mismatch: {detail}"),
         ClaimsVerificationError::InvalidNonce(detail) => format!("nonce check failed: {detail}"),
         ClaimsVerificationError::Expired(detail) => detail.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// openidconnect's signature check is turned off in one place only, the one that requires
+    /// a `VerifiedJws`.
+    #[test]
+    fn the_signature_check_is_turned_off_in_one_place() {
+        fn calls(dir: &Path, needle: &str, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    calls(&path, needle, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for _ in text.matches(needle) {
+                        found.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        let needle = concat!(".insecure_disable", "_signature_check()");
+        let mut found = Vec::new();
+        calls(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            needle,
+            &mut found,
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].ends_with("id_token.rs"), "{found:?}");
+        let source = include_str!("id_token.rs");
+        let at = source.find(needle).unwrap();
+        let function = &source[source[..at].rfind("fn ").unwrap()..at];
+        assert!(
+            function.starts_with("fn verified_claims(")
+                && function.contains("verified: &VerifiedJws<'_>"),
+            "the call is not in `verified_claims`"
+        );
     }
 }

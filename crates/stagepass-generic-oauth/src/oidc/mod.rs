@@ -1,9 +1,12 @@
 //! The OpenID Connect half of the engine: discovery, ID tokens, keys, UserInfo, and the
 //! [`OidcProvider`] strategy built from them.
 
+#[cfg(feature = "_bench")]
+pub(crate) mod bench;
 mod discovery;
 mod id_token;
 mod jwks;
+mod signature;
 mod userinfo;
 
 use std::fmt;
@@ -12,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use openidconnect::Nonce;
-use openidconnect::core::CoreJwsSigningAlgorithm;
 use serde_json::Value;
 use stagepass_core::{
     AccessToken, AuthenticateRequest, Authenticated, ClientSecret, Clock, Error, LogoutRequest,
@@ -23,8 +25,9 @@ use time::OffsetDateTime;
 use url::Url;
 
 use self::discovery::{Backoff, DiscoverySource, ProviderMetadata, RetryCell, fetch_metadata};
-use self::id_token::{IdTokenValidator, NonceCheck, alg_name, unverified_claims};
+use self::id_token::{IdTokenValidator, NonceCheck, unverified_claims};
 use self::jwks::{DEFAULT_REFETCH_COOLDOWN, JwksCache, fetch_jwks};
+use self::signature::JwsAlgorithm;
 use self::userinfo::fetch_userinfo;
 use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpClient};
 use crate::oauth::{
@@ -61,7 +64,8 @@ pub enum BuildError {
     /// No client secret.
     #[error("clientSecret is required")]
     MissingClientSecret,
-    /// The ID token signing algorithm is unknown or `none`.
+    /// The ID token signing algorithm is unknown, `none`, or one stagepass cannot verify
+    /// (ES512, Ed448).
     #[error("unsupported ID token signing algorithm {0:?}")]
     UnsupportedAlgorithm(String),
     /// An authorization parameter that the engine sets itself was configured.
@@ -193,7 +197,10 @@ impl OidcProviderBuilder {
     }
 
     /// The algorithm ID tokens are signed with (`tokenSignedResponseAlg`, default `RS256`).
-    /// Any JWS algorithm but `none`; `HS*` use the client secret as the key.
+    /// `RS256`, `RS384`, `RS512`, `PS256`, `PS384`, `PS512`, `ES256`, `ES384`, `EdDSA`
+    /// (Ed25519), or `HS256`, `HS384`, `HS512`, which use the client secret as the key; `none`
+    /// and the algorithms stagepass cannot verify (`ES512`) are refused by
+    /// [`build`](Self::build).
     pub fn id_token_signed_response_alg(mut self, alg: impl Into<String>) -> Self {
         self.alg = alg.into();
         self
@@ -349,9 +356,7 @@ impl OidcProviderBuilder {
             .client_secret
             .filter(|s| !s.secret().is_empty())
             .ok_or(BuildError::MissingClientSecret)?;
-        let alg: CoreJwsSigningAlgorithm = serde_json::from_value(Value::String(self.alg.clone()))
-            .ok()
-            .filter(|alg| *alg != CoreJwsSigningAlgorithm::None)
+        let alg = JwsAlgorithm::from_name(&self.alg)
             .ok_or_else(|| BuildError::UnsupportedAlgorithm(self.alg.clone()))?;
         for (name, _) in &self.authorization_params {
             if RESERVED_AUTHORIZATION_PARAMS.contains(&name.as_str()) || name == "prompt" {
@@ -434,7 +439,7 @@ struct Config {
     client_id: String,
     client_secret: ClientSecret,
     auth_method: TokenEndpointAuthMethod,
-    alg: CoreJwsSigningAlgorithm,
+    alg: JwsAlgorithm,
     /// `prompt` and the configured authorization parameters.
     extra_params: Vec<(String, String)>,
     scope_policy: ScopePolicy,
@@ -467,11 +472,12 @@ impl Inner {
 
     async fn discover(&self) -> Result<Arc<Discovered>, String> {
         let metadata = fetch_metadata(&self.http, &self.source).await?;
-        let alg = alg_name(&self.config.alg);
+        let alg = self.config.alg.name();
         if !metadata.id_token_signing_alg_values_supported.is_empty()
             && !metadata
                 .id_token_signing_alg_values_supported
-                .contains(&alg)
+                .iter()
+                .any(|supported| supported == alg)
         {
             tracing::warn!(
                 issuer = %metadata.issuer,
@@ -513,7 +519,7 @@ impl Inner {
             client_id: &self.config.client_id,
             client_secret: &self.config.client_secret,
             issuer: &discovered.metadata.issuer,
-            alg: &self.config.alg,
+            alg: self.config.alg,
             now: self.config.clock.now(),
             clock_skew: self.config.clock_skew,
             prefix: grant.prefix(),
@@ -883,6 +889,14 @@ mod tests {
                 .id_token_signed_response_alg("ES256")
                 .build()
                 .is_ok()
+        );
+        // ring verifies neither P-521 nor Ed448
+        assert_eq!(
+            builder()
+                .id_token_signed_response_alg("ES512")
+                .build()
+                .unwrap_err(),
+            BuildError::UnsupportedAlgorithm("ES512".into())
         );
         assert_eq!(
             builder()
