@@ -36,6 +36,10 @@ const COMMON_RESOLVERS: &[&str] = &[
     "emailLocalPartMatchingUserEntityName",
 ];
 
+/// Makes a provider-specific resolver from its `dangerouslyAllowSignInWithoutUserInCatalog`
+/// option.
+pub(crate) type ResolverConstructor = fn(MissingUser) -> Arc<dyn SignInResolver>;
+
 /// What one environment's strategy is built from, besides its own section.
 pub(crate) struct EnvContext<'a> {
     /// The environment's section, `auth.providers.<id>.<env>`.
@@ -58,6 +62,12 @@ pub(crate) trait ProviderKind: Send + Sync {
     /// Builds the strategy of one environment.
     fn strategy(&self, env: &EnvContext<'_>) -> Result<Arc<dyn Strategy>, ConfigError>;
 
+    /// The provider-specific sign-in resolvers, by name; each takes the option
+    /// `dangerouslyAllowSignInWithoutUserInCatalog`.
+    fn resolvers(&self) -> &'static [(&'static str, ResolverConstructor)] {
+        &[]
+    }
+
     /// A provider-specific sign-in resolver by name, with its options; `None` when the name
     /// is not one of this provider's.
     fn resolver(
@@ -65,13 +75,8 @@ pub(crate) trait ProviderKind: Send + Sync {
         name: &str,
         options: &ConfigReader<'_>,
     ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
-        let _ = (name, options);
-        None
-    }
-
-    /// The names of the provider-specific resolvers, for error messages.
-    fn resolver_names(&self) -> &'static [&'static str] {
-        &[]
+        let (_, construct) = self.resolvers().iter().find(|(n, _)| *n == name)?;
+        Some(fallback_option(options).map(construct))
     }
 
     /// A key that, found directly in `auth.providers.<id>`, means the section is one
@@ -198,23 +203,12 @@ impl ProviderKind for GoogleKind {
         Ok(Arc::new(provider))
     }
 
-    fn resolver(
-        &self,
-        name: &str,
-        options: &ConfigReader<'_>,
-    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
-        (name == "emailMatchingUserEntityAnnotation").then(|| {
-            let missing = fallback_option(options)?;
-            Ok(
-                Arc::new(stagepass::google::email_matching_user_entity_annotation(
-                    missing,
-                )) as Arc<dyn SignInResolver>,
-            )
-        })
-    }
-
-    fn resolver_names(&self) -> &'static [&'static str] {
-        &["emailMatchingUserEntityAnnotation"]
+    fn resolvers(&self) -> &'static [(&'static str, ResolverConstructor)] {
+        &[("emailMatchingUserEntityAnnotation", |missing| {
+            Arc::new(stagepass::google::email_matching_user_entity_annotation(
+                missing,
+            ))
+        })]
     }
 }
 
@@ -250,23 +244,12 @@ impl ProviderKind for OktaKind {
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }
 
-    fn resolver(
-        &self,
-        name: &str,
-        options: &ConfigReader<'_>,
-    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
-        (name == "emailMatchingUserEntityAnnotation").then(|| {
-            let missing = fallback_option(options)?;
-            Ok(
-                Arc::new(stagepass::okta::email_matching_user_entity_annotation(
-                    missing,
-                )) as Arc<dyn SignInResolver>,
-            )
-        })
-    }
-
-    fn resolver_names(&self) -> &'static [&'static str] {
-        &["emailMatchingUserEntityAnnotation"]
+    fn resolvers(&self) -> &'static [(&'static str, ResolverConstructor)] {
+        &[("emailMatchingUserEntityAnnotation", |missing| {
+            Arc::new(stagepass::okta::email_matching_user_entity_annotation(
+                missing,
+            ))
+        })]
     }
 }
 
@@ -298,23 +281,12 @@ impl ProviderKind for GitlabKind {
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }
 
-    fn resolver(
-        &self,
-        name: &str,
-        options: &ConfigReader<'_>,
-    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
-        (name == "usernameMatchingUserEntityName").then(|| {
-            let missing = fallback_option(options)?;
-            Ok(
-                Arc::new(stagepass::gitlab::username_matching_user_entity_name(
-                    missing,
-                )) as Arc<dyn SignInResolver>,
-            )
-        })
-    }
-
-    fn resolver_names(&self) -> &'static [&'static str] {
-        &["usernameMatchingUserEntityName"]
+    fn resolvers(&self) -> &'static [(&'static str, ResolverConstructor)] {
+        &[("usernameMatchingUserEntityName", |missing| {
+            Arc::new(stagepass::gitlab::username_matching_user_entity_name(
+                missing,
+            ))
+        })]
     }
 }
 
@@ -411,7 +383,7 @@ fn sign_in_resolvers(
             Some(resolver) => resolver?,
             None => common_resolver(&name, &entry).ok_or_else(|| {
                 let mut available: Vec<&str> = COMMON_RESOLVERS.to_vec();
-                available.extend_from_slice(kind.resolver_names());
+                available.extend(kind.resolvers().iter().map(|(name, _)| *name));
                 entry.error(
                     "resolver",
                     format!(
@@ -495,29 +467,16 @@ impl ProviderKind for GithubKind {
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }
 
-    fn resolver(
-        &self,
-        name: &str,
-        options: &ConfigReader<'_>,
-    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
-        use stagepass::github::resolvers;
-        match name {
-            "usernameMatchingUserEntityName" => Some(fallback_option(options).map(|missing| {
-                Arc::new(resolvers::username_matching_user_entity_name(missing))
-                    as Arc<dyn SignInResolver>
-            })),
-            "userIdMatchingUserEntityAnnotation" => Some(fallback_option(options).map(|missing| {
-                Arc::new(resolvers::user_id_matching_user_entity_annotation(missing))
-                    as Arc<dyn SignInResolver>
-            })),
-            _ => None,
-        }
-    }
-
-    fn resolver_names(&self) -> &'static [&'static str] {
+    fn resolvers(&self) -> &'static [(&'static str, ResolverConstructor)] {
         &[
-            "usernameMatchingUserEntityName",
-            "userIdMatchingUserEntityAnnotation",
+            ("usernameMatchingUserEntityName", |missing| {
+                Arc::new(stagepass::github::resolvers::username_matching_user_entity_name(missing))
+            }),
+            ("userIdMatchingUserEntityAnnotation", |missing| {
+                Arc::new(
+                    stagepass::github::resolvers::user_id_matching_user_entity_annotation(missing),
+                )
+            }),
         ]
     }
 }
@@ -590,23 +549,26 @@ impl ProviderKind for OAuth2Kind {
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }
 
+    fn resolvers(&self) -> &'static [(&'static str, ResolverConstructor)] {
+        &[("usernameMatchingUserEntityName", |missing| {
+            Arc::new(stagepass::oauth::username_matching_user_entity_name(
+                missing,
+            ))
+        })]
+    }
+
+    /// Backstage's oauth2 `usernameMatchingUserEntityName` takes no options.
     fn resolver(
         &self,
         name: &str,
         options: &ConfigReader<'_>,
     ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
-        (name == "usernameMatchingUserEntityName").then(|| {
-            options.check_keys(&["resolver"])?;
-            Ok(
-                Arc::new(stagepass::oauth::username_matching_user_entity_name(
-                    MissingUser::Reject,
-                )) as Arc<dyn SignInResolver>,
-            )
-        })
-    }
-
-    fn resolver_names(&self) -> &'static [&'static str] {
-        &["usernameMatchingUserEntityName"]
+        let (_, construct) = self.resolvers().iter().find(|(n, _)| *n == name)?;
+        Some(
+            options
+                .check_keys(&["resolver"])
+                .map(|()| construct(MissingUser::Reject)),
+        )
     }
 }
 
@@ -658,22 +620,10 @@ impl ProviderKind for SamlKind {
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }
 
-    fn resolver(
-        &self,
-        name: &str,
-        options: &ConfigReader<'_>,
-    ) -> Option<Result<Arc<dyn SignInResolver>, ConfigError>> {
-        (name == "nameIdMatchingUserEntityName").then(|| {
-            let missing = fallback_option(options)?;
-            Ok(
-                Arc::new(stagepass::saml::resolvers::name_id_matching_user_entity_name(missing))
-                    as Arc<dyn SignInResolver>,
-            )
-        })
-    }
-
-    fn resolver_names(&self) -> &'static [&'static str] {
-        &["nameIdMatchingUserEntityName"]
+    fn resolvers(&self) -> &'static [(&'static str, ResolverConstructor)] {
+        &[("nameIdMatchingUserEntityName", |missing| {
+            Arc::new(stagepass::saml::resolvers::name_id_matching_user_entity_name(missing))
+        })]
     }
 
     fn flat_marker(&self) -> Option<&'static str> {
