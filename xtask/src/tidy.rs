@@ -268,7 +268,8 @@ fn check_machine_paths(root: &Path) -> Result<CheckReport> {
 }
 
 /// Returns the first machine path in `line`: one of [`MACHINE_PATHS`] at the start of a path,
-/// not inside a URL or a relative path (`https://host/work/` and `docs/home/` are fine).
+/// not inside a URL or a relative path (a URL whose path happens to start the same way, or a
+/// relative path such as `docs/<prefix>`, is fine).
 fn machine_path(line: &str) -> Option<String> {
     for prefix in MACHINE_PATHS {
         for (at, _) in line.match_indices(prefix) {
