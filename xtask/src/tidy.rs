@@ -90,7 +90,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<CheckReport>> {
 }
 
 /// Every crate under `crates/`, `examples/` and `xtask` uses the workspace lints and inherits
-/// version, edition and license.
+/// version, edition and license; every crate under `crates/` has a README.
 fn check_manifests(root: &Path) -> Result<CheckReport> {
     let mut manifests = Vec::new();
     for group in ["crates", "examples"] {
@@ -129,6 +129,20 @@ fn check_manifests(root: &Path) -> Result<CheckReport> {
         if !lints {
             problems.push(format!(
                 "{shown}: needs `[lints] workspace = true` so the workspace lints apply"
+            ));
+        }
+        // Published crates carry a README next to their manifest (crates.io shows it).
+        let in_crates = manifest
+            .parent()
+            .and_then(Path::parent)
+            .is_some_and(|group| group == root.join("crates"));
+        if in_crates
+            && manifest
+                .parent()
+                .is_some_and(|dir| !dir.join("README.md").is_file())
+        {
+            problems.push(format!(
+                "{shown}: the crate has no README.md beside its manifest"
             ));
         }
     }
@@ -718,14 +732,34 @@ mod tests {
         write(root, "crates/stagepass-core/Cargo.toml", GOOD_MANIFEST)?;
         write(
             root,
+            "crates/stagepass-core/README.md",
+            "# stagepass-core\n",
+        )?;
+        write(root, "crates/stagepass-guest/Cargo.toml", GOOD_MANIFEST)?;
+        write(
+            root,
             "examples/demo/Cargo.toml",
             "[package]\nname = \"demo\"\nversion = \"0.1.0\"\nedition.workspace = true\n\
              license.workspace = true\n",
         )?;
         let found = problems(root, "manifests")?;
-        assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found[0].contains("examples/demo/Cargo.toml") && found[0].contains("version"));
-        assert!(found[1].contains("[lints] workspace = true"));
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("stagepass-guest") && p.contains("README.md")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("examples/demo/Cargo.toml") && p.contains("version")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.contains("[lints] workspace = true")),
+            "{found:?}"
+        );
         Ok(())
     }
 
