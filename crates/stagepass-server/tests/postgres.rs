@@ -12,17 +12,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::{ServerProcess, free_port, http};
 use serde_json::Value;
 use stagepass_identity::JwksVerifier;
-
-const BIN: &str = env!("CARGO_BIN_EXE_stagepass-server");
 
 /// The variable naming the test cluster.
 const URL_VAR: &str = "STAGEPASS_TEST_POSTGRES_URL";
@@ -56,37 +54,9 @@ fn database_url(test: &str) -> Option<String> {
     Some(url.to_string())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP/1.1 exchange; returns status and body.
-fn http(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let (_, body) = response.split_once("\r\n\r\n")?;
-    Some((status, body.to_owned()))
-}
-
 /// A replica: a `stagepass-server` process on its own port.
 struct Replica {
-    child: Child,
+    server: ServerProcess,
     port: u16,
 }
 
@@ -94,34 +64,14 @@ impl Replica {
     fn start(dir: &Path, database_url: &str) -> Self {
         let port = free_port();
         let config = write_config(dir, port, database_url);
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .current_dir(dir)
-            .env("LOG_LEVEL", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut replica = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some((200, _)) = http(port, "/.backstage/health/v1/readiness", &[]) {
-                return replica;
-            }
-            if let Ok(Some(status)) = replica.child.try_wait() {
-                panic!("server exited early: {status}");
-            }
-            assert!(Instant::now() < deadline, "server not ready");
-            std::thread::sleep(Duration::from_millis(20));
+        Self {
+            server: ServerProcess::start(&config, dir, port, &[]),
+            port,
         }
     }
 
     fn json(&self, path: &str) -> Value {
-        let (status, body) = http(self.port, path, &[]).unwrap();
-        assert_eq!(status, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap()
+        self.server.json(path)
     }
 
     fn guest_token(&self) -> String {
@@ -135,6 +85,7 @@ impl Replica {
     fn userinfo(&self, token: &str) -> (u16, String) {
         http(
             self.port,
+            "GET",
             "/api/auth/v1/userinfo",
             &[("Authorization", &format!("Bearer {token}"))],
         )
@@ -157,13 +108,6 @@ impl Replica {
             .collect();
         kids.sort();
         kids
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

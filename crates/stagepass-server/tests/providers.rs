@@ -4,61 +4,29 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+use common::{BIN, ServerProcess, free_port};
 
 use stagepass_testkit::{OidcTestProvider, parse_popup};
 
-const BIN: &str = env!("CARGO_BIN_EXE_stagepass-server");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start(config: &Path, port: u16, env: &[(&str, &str)]) -> Server {
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .envs(env.iter().copied())
-        .env("LOG_LEVEL", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server(child);
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = client
-            .get(format!(
-                "http://127.0.0.1:{port}/.backstage/health/v1/readiness"
-            ))
-            .send()
-            .await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            return server;
-        }
-        if let Ok(Some(status)) = server.0.try_wait() {
-            panic!("server exited: {status}");
-        }
-        assert!(Instant::now() < deadline, "server not ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Starts the server without blocking the test's runtime.
+async fn start(config: &Path, port: u16, env: &[(&str, &str)]) -> ServerProcess {
+    let config = config.to_owned();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let dir = config.parent().unwrap().to_owned();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        ServerProcess::start(&config, &dir, port, &env)
+    })
+    .await
+    .unwrap()
 }
 
 fn config(port: u16, providers: &str) -> String {

@@ -3,23 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
+use common::{BIN, ServerProcess, free_port, http, http_full};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_stagepass-server");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write_config(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -35,97 +25,6 @@ fn run_to_exit(args: &[&str], dir: &Path) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-/// A minimal HTTP/1.1 exchange; returns status and body.
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
-    http_full(port, method, path, headers).map(|(status, _, body)| (status, body))
-}
-
-/// A minimal HTTP/1.1 exchange; returns status, lower-cased head and body.
-fn http_full(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Option<(u16, String, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n"
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    Some((status, head.to_ascii_lowercase(), body.to_owned()))
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(config: &Path, dir: &Path, port: u16) -> Self {
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .current_dir(dir)
-            .env("LOG_LEVEL", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some((200, _)) = http(port, "GET", "/.backstage/health/v1/readiness", &[]) {
-                return server;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("server exited early: {status}");
-            }
-            assert!(Instant::now() < deadline, "server not ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let (status, body) = http(self.port, "GET", path, &[]).unwrap();
-        assert_eq!(status, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn config(port: u16, extra_auth: &str) -> String {
@@ -202,7 +101,7 @@ fn tokens_survive_a_restart_on_sqlite_and_sigterm_stops_the_server() {
     let port = free_port();
     let path = write_config(dir.path(), "app-config.yaml", &config(port, ""));
 
-    let server = Server::start(&path, dir.path(), port);
+    let server = ServerProcess::start(&path, dir.path(), port, &[]);
     assert_eq!(
         server.json("/api/auth/.well-known/jwks.json")["keys"]
             .as_array()
@@ -229,7 +128,7 @@ fn tokens_survive_a_restart_on_sqlite_and_sigterm_stops_the_server() {
     let status = server.terminate();
     assert!(status.success(), "exit status after SIGTERM: {status}");
 
-    let server = Server::start(&path, dir.path(), port);
+    let server = ServerProcess::start(&path, dir.path(), port, &[]);
     let after = server.json("/api/auth/.well-known/jwks.json");
     assert_eq!(after, before, "the key of the first run is still published");
     let (status, body) = http(
