@@ -12,6 +12,7 @@
 //! | [`SignInResolverRegistry`] | resolvers written in code, selected by name from configuration |
 //! | [`UserDirectory`] | where users and groups are looked up |
 //! | [`TokenIssuer`], [`KeyStore`] | Backstage identity tokens and their published keys |
+//! | [`EphemeralStore`] | short-lived records every replica sees: one-time ids, refresh hand-offs |
 //! | [`Error`] | errors that carry Backstage's error names and statuses |
 //!
 //! Flow state between `start` and the callback travels as [`FlowData`], which the protocol
@@ -56,6 +57,7 @@
 
 mod directory;
 mod entity_ref;
+mod ephemeral;
 mod error;
 mod profile;
 pub mod resolvers;
@@ -66,6 +68,7 @@ mod token;
 
 pub use directory::{InMemoryDirectory, user_entity};
 pub use entity_ref::{DEFAULT_NAMESPACE, EntityRef, EntityRefError};
+pub use ephemeral::{EphemeralStore, MemoryEphemeralStore};
 pub use error::{Error, ErrorKind, Result};
 pub use profile::{
     AuthResponse, BackstageIdentityResponse, BackstageUserIdentity, IssuedToken, ProfileInfo,
