@@ -12,6 +12,7 @@
 //! | [`MemoryKeyStore`], [`SqliteKeyStore`], [`PostgresKeyStore`] | shared public keys (`auth.keyStore.provider: memory`, `database`) |
 //! | [`StaticKeyStore`], [`StaticKey`] | keys from PEM files (`auth.keyStore.provider: static`) |
 //! | [`UserInfoStore`], [`MemoryUserInfoStore`], [`SqliteUserInfoStore`], [`PostgresUserInfoStore`] | the claims `/v1/userinfo` answers with |
+//! | [`SqliteEphemeralStore`], [`PostgresEphemeralStore`] | [`stagepass_core::EphemeralStore`]s on the same databases: one-time ids and refresh hand-offs shared by replicas |
 //! | [`verify_user_token`], [`JwksVerifier`], [`BackstageUser`] | token verification for other services |
 //! | [`Algorithm`] | `ES256` (default) or `ES384` |
 //!
@@ -19,8 +20,8 @@
 //!
 //! | feature | default | enables |
 //! |---|---|---|
-//! | `sqlite` | yes | [`SqliteDatabase`], [`SqliteKeyStore`], [`SqliteUserInfoStore`] (sqlx, bundled SQLite) |
-//! | `postgres` | no | [`PostgresDatabase`], [`PostgresKeyStore`], [`PostgresUserInfoStore`] (sqlx), shared by replicas |
+//! | `sqlite` | yes | [`SqliteDatabase`], [`SqliteKeyStore`], [`SqliteUserInfoStore`], [`SqliteEphemeralStore`] (sqlx, bundled SQLite) |
+//! | `postgres` | no | [`PostgresDatabase`], [`PostgresKeyStore`], [`PostgresUserInfoStore`], [`PostgresEphemeralStore`] (sqlx), shared by replicas |
 //! | `verifier` | no | [`JwksVerifier`]: verifies tokens against a JWKS URL (reqwest) |
 //! | `axum` | no | the [`BackstageUser`] extractor (implies `verifier`) |
 //!
@@ -60,19 +61,23 @@
     not(feature = "sqlite"),
     doc = "[`SqliteDatabase`]: #features",
     doc = "[`SqliteKeyStore`]: #features",
-    doc = "[`SqliteUserInfoStore`]: #features"
+    doc = "[`SqliteUserInfoStore`]: #features",
+    doc = "[`SqliteEphemeralStore`]: #features"
 )]
 #![cfg_attr(
     not(feature = "postgres"),
     doc = "[`PostgresDatabase`]: #features",
     doc = "[`PostgresKeyStore`]: #features",
-    doc = "[`PostgresUserInfoStore`]: #features"
+    doc = "[`PostgresUserInfoStore`]: #features",
+    doc = "[`PostgresEphemeralStore`]: #features"
 )]
 #![cfg_attr(not(feature = "verifier"), doc = "[`JwksVerifier`]: #features")]
 #![cfg_attr(not(feature = "axum"), doc = "[`BackstageUser`]: #features")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod ephemeral;
 mod factory;
 mod key;
 mod memory;
@@ -92,10 +97,13 @@ pub use factory::{DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LENGTH, TokenFactory, TokenF
 pub use memory::{MemoryKeyStore, MemoryUserInfoStore};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::{PostgresDatabase, PostgresKeyStore, PostgresOptions, PostgresUserInfoStore};
+pub use postgres::{
+    PostgresDatabase, PostgresEphemeralStore, PostgresKeyStore, PostgresOptions,
+    PostgresUserInfoStore,
+};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::{SqliteDatabase, SqliteKeyStore, SqliteUserInfoStore};
+pub use sqlite::{SqliteDatabase, SqliteEphemeralStore, SqliteKeyStore, SqliteUserInfoStore};
 pub use static_keys::{StaticKey, StaticKeyStore};
 pub use user_info::UserInfoStore;
 #[cfg(feature = "axum")]

@@ -1,4 +1,4 @@
-//! PostgreSQL key and user-info stores: one database shared by every replica.
+//! PostgreSQL key, user-info and ephemeral stores: one database shared by every replica.
 
 use std::fmt;
 use std::str::FromStr as _;
@@ -8,8 +8,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection as _, Row as _};
-use stagepass_core::{Error, KeyStore, PublicJwk, Result, StoredKey};
+use stagepass_core::{EphemeralStore, Error, KeyStore, PublicJwk, Result, StoredKey};
 use time::OffsetDateTime;
+
+use crate::ephemeral::Sweeper;
 
 use crate::UserInfoStore;
 
@@ -26,6 +28,14 @@ const MIGRATIONS: &[&str] = &[
         user_info TEXT NOT NULL,
         updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )",
+    // stagepass's own: not in Backstage's schema, which has no such records.
+    "CREATE TABLE IF NOT EXISTS ephemeral_records (
+        namespace VARCHAR(255) NOT NULL,
+        key VARCHAR(255) NOT NULL,
+        value BYTEA NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (namespace, key)
     )",
 ];
 
@@ -302,6 +312,15 @@ impl PostgresDatabase {
         }
     }
 
+    /// The ephemeral store on this database: one-time ids and refresh hand-offs that every
+    /// replica on the database sees.
+    pub fn ephemeral_store(&self) -> PostgresEphemeralStore {
+        PostgresEphemeralStore {
+            pool: self.pool.clone(),
+            sweeper: Sweeper::default(),
+        }
+    }
+
     /// Closes the connections, waiting for queries in flight.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -414,5 +433,108 @@ impl UserInfoStore for PostgresUserInfoStore {
             ))
         })?;
         Ok(Some(value))
+    }
+}
+
+/// An [`EphemeralStore`] in the `ephemeral_records` table of a [`PostgresDatabase`]: every
+/// replica on the database sees the same records, and exactly one of them wins a claim.
+///
+/// Expiry is judged by this process's system clock; expired rows are deleted now and then by
+/// the writes that follow them.
+#[derive(Debug, Clone)]
+pub struct PostgresEphemeralStore {
+    pool: PgPool,
+    sweeper: Sweeper,
+}
+
+impl PostgresEphemeralStore {
+    /// Deletes expired rows when it is time to; a failure only delays the cleanup.
+    async fn sweep(&self, now: OffsetDateTime) {
+        if !self.sweeper.due(now) {
+            return;
+        }
+        let swept = sqlx::query("DELETE FROM ephemeral_records WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = swept {
+            tracing::debug!(error = %e, "postgres: failed to delete expired ephemeral records");
+        }
+    }
+}
+
+#[async_trait]
+impl EphemeralStore for PostgresEphemeralStore {
+    async fn claim(&self, namespace: &str, key: &str, expires_at: OffsetDateTime) -> Result<bool> {
+        let now = OffsetDateTime::now_utc();
+        self.sweep(now).await;
+        // A concurrent claimer waits for the row lock of the first, then sees a live record
+        // and updates nothing: exactly one of them gets a row back.
+        let claimed = sqlx::query(
+            "INSERT INTO ephemeral_records (namespace, key, value, expires_at) \
+             VALUES ($1, $2, ''::bytea, $3) \
+             ON CONFLICT (namespace, key) DO UPDATE \
+             SET value = excluded.value, expires_at = excluded.expires_at \
+             WHERE ephemeral_records.expires_at <= $4 \
+             RETURNING 1",
+        )
+        .bind(namespace)
+        .bind(key)
+        .bind(expires_at)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("claim an ephemeral record"))?;
+        Ok(claimed.is_some())
+    }
+
+    async fn put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        self.sweep(OffsetDateTime::now_utc()).await;
+        sqlx::query(
+            "INSERT INTO ephemeral_records (namespace, key, value, expires_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (namespace, key) DO UPDATE \
+             SET value = excluded.value, expires_at = excluded.expires_at",
+        )
+        .bind(namespace)
+        .bind(key)
+        .bind(value)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("store an ephemeral record"))?;
+        Ok(())
+    }
+
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "SELECT value FROM ephemeral_records \
+             WHERE namespace = $1 AND key = $2 AND expires_at > $3",
+        )
+        .bind(namespace)
+        .bind(key)
+        .bind(OffsetDateTime::now_utc())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("read an ephemeral record"))?;
+        row.map(|row| row.try_get("value"))
+            .transpose()
+            .map_err(db_error("read an ephemeral record"))
+    }
+
+    async fn remove(&self, namespace: &str, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ephemeral_records WHERE namespace = $1 AND key = $2")
+            .bind(namespace)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("remove an ephemeral record"))?;
+        Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! SQLite key and user-info stores: the embedded default, one file and no server.
+//! SQLite key, user-info and ephemeral stores: the embedded default, one file and no server.
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -11,12 +11,13 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row as _};
-use stagepass_core::{Error, KeyStore, PublicJwk, Result, StoredKey};
+use stagepass_core::{EphemeralStore, Error, KeyStore, PublicJwk, Result, StoredKey};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::UserInfoStore;
+use crate::ephemeral::Sweeper;
 
 /// The schema, created when missing. Timestamps are RFC 3339 text in UTC with full precision.
 const MIGRATIONS: &[&str] = &[
@@ -30,6 +31,14 @@ const MIGRATIONS: &[&str] = &[
         user_info TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         created_at TEXT NOT NULL
+    )",
+    // Expiry in Unix microseconds, so that comparisons are numeric.
+    "CREATE TABLE IF NOT EXISTS ephemeral_records (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, key)
     )",
 ];
 
@@ -137,6 +146,15 @@ impl SqliteDatabase {
         SqliteUserInfoStore {
             pool: self.pool.clone(),
             writer: self.user_info_writer.clone(),
+        }
+    }
+
+    /// The ephemeral store on this database: one-time ids and refresh hand-offs, shared by
+    /// every process that opens the same file.
+    pub fn ephemeral_store(&self) -> SqliteEphemeralStore {
+        SqliteEphemeralStore {
+            pool: self.pool.clone(),
+            sweeper: Sweeper::default(),
         }
     }
 
@@ -336,6 +354,115 @@ impl UserInfoStore for SqliteUserInfoStore {
     }
 }
 
+/// Unix microseconds, the unit of `ephemeral_records.expires_at`.
+fn micros(at: OffsetDateTime) -> i64 {
+    // Saturates: OffsetDateTime stays within ±9999 years, far inside i64 microseconds.
+    i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+/// An [`EphemeralStore`] in the `ephemeral_records` table of a [`SqliteDatabase`]. Processes
+/// that open the same file see the same records, and exactly one of them wins a claim.
+///
+/// Expiry is judged by this process's system clock; expired rows are deleted now and then by
+/// the writes that follow them.
+#[derive(Debug, Clone)]
+pub struct SqliteEphemeralStore {
+    pool: SqlitePool,
+    sweeper: Sweeper,
+}
+
+impl SqliteEphemeralStore {
+    /// Deletes expired rows when it is time to; a failure only delays the cleanup.
+    async fn sweep(&self, now: OffsetDateTime) {
+        if !self.sweeper.due(now) {
+            return;
+        }
+        let swept = sqlx::query("DELETE FROM ephemeral_records WHERE expires_at <= ?1")
+            .bind(micros(now))
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = swept {
+            tracing::debug!(error = %e, "sqlite: failed to delete expired ephemeral records");
+        }
+    }
+}
+
+#[async_trait]
+impl EphemeralStore for SqliteEphemeralStore {
+    async fn claim(&self, namespace: &str, key: &str, expires_at: OffsetDateTime) -> Result<bool> {
+        let now = OffsetDateTime::now_utc();
+        self.sweep(now).await;
+        // One statement, and SQLite runs one writer at a time: the row comes back to exactly
+        // one claimer of a live key.
+        let claimed = sqlx::query(
+            "INSERT INTO ephemeral_records (namespace, key, value, expires_at) \
+             VALUES (?1, ?2, X'', ?3) \
+             ON CONFLICT (namespace, key) DO UPDATE \
+             SET value = excluded.value, expires_at = excluded.expires_at \
+             WHERE ephemeral_records.expires_at <= ?4 \
+             RETURNING 1",
+        )
+        .bind(namespace)
+        .bind(key)
+        .bind(micros(expires_at))
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("claim an ephemeral record"))?;
+        Ok(claimed.is_some())
+    }
+
+    async fn put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        self.sweep(OffsetDateTime::now_utc()).await;
+        sqlx::query(
+            "INSERT INTO ephemeral_records (namespace, key, value, expires_at) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (namespace, key) DO UPDATE \
+             SET value = excluded.value, expires_at = excluded.expires_at",
+        )
+        .bind(namespace)
+        .bind(key)
+        .bind(value)
+        .bind(micros(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("store an ephemeral record"))?;
+        Ok(())
+    }
+
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "SELECT value FROM ephemeral_records \
+             WHERE namespace = ?1 AND key = ?2 AND expires_at > ?3",
+        )
+        .bind(namespace)
+        .bind(key)
+        .bind(micros(OffsetDateTime::now_utc()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("read an ephemeral record"))?;
+        row.map(|row| row.try_get("value"))
+            .transpose()
+            .map_err(db_error("read an ephemeral record"))
+    }
+
+    async fn remove(&self, namespace: &str, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ephemeral_records WHERE namespace = ?1 AND key = ?2")
+            .bind(namespace)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("remove an ephemeral record"))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +544,64 @@ mod tests {
             .await
             .err();
         assert!(closed.is_some());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn ephemeral_records_are_claimed_once_and_expire() -> Result<()> {
+        let db = SqliteDatabase::connect(":memory:").await?;
+        let store = db.ephemeral_store();
+        let now = OffsetDateTime::now_utc();
+        let live = now + time::Duration::minutes(1);
+        let past = now - time::Duration::seconds(1);
+        assert!(store.claim("ns", "id-1", live).await?);
+        assert!(!store.claim("ns", "id-1", live).await?);
+        assert!(store.claim("other", "id-1", live).await?);
+        // A claim made by `claim` reads as an empty value.
+        assert_eq!(store.get("ns", "id-1").await?, Some(Vec::new()));
+        // An expired record is as if it had never been written, and can be claimed again.
+        store.put("ns", "old", b"stale", past).await?;
+        assert_eq!(store.get("ns", "old").await?, None);
+        assert!(store.claim("ns", "old", live).await?);
+
+        store.put("ns", "k", b"value", live).await?;
+        store.put("ns", "k", b"newer", live).await?;
+        assert_eq!(store.get("ns", "k").await?.as_deref(), Some(&b"newer"[..]));
+        store.remove("ns", "k").await?;
+        assert_eq!(store.get("ns", "k").await?, None);
+        store.remove("ns", "missing").await?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claimers_of_a_file_database_have_one_winner() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::internal(e.to_string()))?;
+        let path = dir.path().join("shared.sqlite");
+        // Two handles on one file, as two processes would have.
+        let first = SqliteDatabase::connect(&path).await?;
+        let second = SqliteDatabase::connect(&path).await?;
+        let expiry = OffsetDateTime::now_utc() + time::Duration::minutes(1);
+        for round in 0..5 {
+            let key = format!("lease-{round}");
+            let claims: Vec<_> = (0..16)
+                .map(|i| {
+                    let store = if i % 2 == 0 {
+                        first.ephemeral_store()
+                    } else {
+                        second.ephemeral_store()
+                    };
+                    let key = key.clone();
+                    tokio::spawn(async move { store.claim("refresh-lease", &key, expiry).await })
+                })
+                .collect();
+            let mut winners = 0;
+            for claim in claims {
+                if claim.await.map_err(|e| Error::internal(e.to_string()))?? {
+                    winners += 1;
+                }
+            }
+            assert_eq!(winners, 1, "round {round}");
+        }
         Ok(())
     }
 }

@@ -14,7 +14,8 @@ use serde_json::json;
 use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
 use stagepass_core::{
-    Clock, EntityRef, ErrorKind, KeyStore, PublicJwk, StoredKey, TokenIssuer, TokenParams,
+    Clock, EntityRef, EphemeralStore, ErrorKind, KeyStore, PublicJwk, StoredKey, TokenIssuer,
+    TokenParams,
 };
 use stagepass_identity::{
     PostgresDatabase, PostgresOptions, TokenFactory, UserInfoStore, verify_user_token,
@@ -143,6 +144,82 @@ async fn stores_keys_and_user_info() -> TestResult {
         closed.map(|e| e.kind()),
         Some(ErrorKind::ServiceUnavailable)
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn ephemeral_records_are_claimed_once_and_expire() -> TestResult {
+    let Some(url) = fresh_database("ephemeral_records_are_claimed_once_and_expire").await? else {
+        return Ok(());
+    };
+    let db = PostgresDatabase::connect(&url).await?;
+    let store = db.ephemeral_store();
+    let now = OffsetDateTime::now_utc();
+    let live = now + Duration::minutes(1);
+    let past = now - Duration::seconds(1);
+    assert!(store.claim("ns", "id-1", live).await?);
+    assert!(!store.claim("ns", "id-1", live).await?);
+    assert!(store.claim("other", "id-1", live).await?);
+    assert_eq!(store.get("ns", "id-1").await?, Some(Vec::new()));
+    // An expired record is as if it had never been written, and can be claimed again.
+    store.put("ns", "old", b"stale", past).await?;
+    assert_eq!(store.get("ns", "old").await?, None);
+    assert!(store.claim("ns", "old", live).await?);
+
+    // Another replica reads what this one wrote.
+    let other = PostgresDatabase::connect(&url).await?;
+    store.put("ns", "k", b"value", live).await?;
+    other
+        .ephemeral_store()
+        .put("ns", "k", b"newer", live)
+        .await?;
+    assert_eq!(store.get("ns", "k").await?.as_deref(), Some(&b"newer"[..]));
+    other.ephemeral_store().remove("ns", "k").await?;
+    assert_eq!(store.get("ns", "k").await?, None);
+    store.remove("ns", "missing").await?;
+
+    db.close().await;
+    let closed = store.get("ns", "id-1").await.err();
+    assert_eq!(
+        closed.map(|e| e.kind()),
+        Some(ErrorKind::ServiceUnavailable)
+    );
+    Ok(())
+}
+
+/// Claimers on two replicas (two pools), all at once: exactly one wins each key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_on_two_replicas_have_one_winner() -> TestResult {
+    let Some(url) = fresh_database("concurrent_claimers_on_two_replicas_have_one_winner").await?
+    else {
+        return Ok(());
+    };
+    let replicas = [
+        PostgresDatabase::connect(&url).await?,
+        PostgresDatabase::connect(&url).await?,
+    ];
+    let expiry = OffsetDateTime::now_utc() + Duration::minutes(1);
+    for round in 0..5 {
+        let key = format!("lease-{round}");
+        let barrier = Arc::new(tokio::sync::Barrier::new(16));
+        let claims: Vec<_> = (0..16)
+            .map(|i| {
+                let store = replicas[i % 2].ephemeral_store();
+                let (key, barrier) = (key.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.claim("refresh-lease", &key, expiry).await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for claim in claims {
+            if claim.await?? {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
     Ok(())
 }
 
