@@ -20,8 +20,12 @@
 //!   `idpIssuer`), the assertion's `Issuer`, `NotBefore` / `NotOnOrAfter` with the accepted
 //!   clock skew, a bearer `SubjectConfirmation` whose `Recipient` is the callback URL and whose
 //!   `InResponseTo` is the request id, the audience, and an `IssueInstant` at most 90 s old;
-//! - an `AudienceRestriction` is required (samael skips the audience check without one);
-//! - each assertion id is accepted once per process (replay).
+//! - an `AudienceRestriction` is required (samael skips the audience check without one), and
+//!   the assertion's `IssueInstant` may not be in the future beyond the clock skew;
+//! - each assertion id is accepted once: it is claimed in an [`EphemeralStore`] (by default
+//!   one in process memory; give replicas a shared one with
+//!   [`SamlProviderBuilder::replay_store`]). When the store cannot answer, nobody is signed
+//!   in (503).
 //!
 //! The browser posts the response cross-site, so this strategy asks the protocol layer for
 //! `SameSite=None; Secure` login cookies ([`Strategy::callback_is_cross_site_post`]); that
@@ -52,14 +56,13 @@
 mod inspect;
 pub mod resolvers;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer};
 use samael::key_info::{KeyInfo, X509Data};
 use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
@@ -67,17 +70,22 @@ use samael::schema::Assertion;
 use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
 use serde_json::{Map, Value, json};
 use stagepass_core::{
-    AuthenticateRequest, Authenticated, Error, FlowData, ProfileInfo, ProviderSession, Result,
-    StartRequest, StartResponse, Strategy,
+    AuthenticateRequest, Authenticated, EphemeralStore, Error, FlowData, MemoryEphemeralStore,
+    ProfileInfo, ProviderSession, Result, StartRequest, StartResponse, Strategy,
 };
 use url::Url;
 
 /// The largest `SAMLResponse` accepted by default, in bytes of base64.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
-/// The longest an assertion id is remembered for replay detection when its conditions do not
-/// say.
-const DEFAULT_REPLAY_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+/// The namespace of the one-time assertion ids in the [`EphemeralStore`].
+pub const ASSERTION_ID_NAMESPACE: &str = "saml-assertion";
+
+/// How long after its `IssueInstant` a response or assertion is accepted.
+const MAX_ISSUE_DELAY: chrono::Duration = chrono::Duration::seconds(90);
+
+/// The longest an assertion id is remembered, whatever the clock skew setting says.
+const MAX_REPLAY_WINDOW: chrono::Duration = chrono::Duration::days(1);
 
 /// Attribute names read for the e-mail address, in order (generic, Entra ID / ADFS, LDAP OID).
 const EMAIL_ATTRIBUTES: &[&str] = &[
@@ -152,6 +160,9 @@ pub enum ResponseError {
     /// The assertion has no audience restriction.
     #[error("SAML assertion has no audience restriction")]
     NoAudience,
+    /// The assertion was issued in the future, beyond the accepted clock skew.
+    #[error("SAML assertion is not yet valid")]
+    NotYetValid,
     /// The assertion was used before.
     #[error("SAML assertion was already used")]
     Replayed,
@@ -172,7 +183,7 @@ impl From<ResponseError> for Error {
 }
 
 /// Builds a [`SamlProvider`]; from [`SamlProvider::builder`].
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 #[must_use]
 pub struct SamlProviderBuilder {
     entry_point: Option<Url>,
@@ -183,6 +194,18 @@ pub struct SamlProviderBuilder {
     identifier_format: Option<String>,
     accepted_clock_skew: Duration,
     max_response_bytes: Option<usize>,
+    replay_store: Option<Arc<dyn EphemeralStore>>,
+}
+
+impl std::fmt::Debug for SamlProviderBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlProviderBuilder")
+            .field("entry_point", &self.entry_point.as_ref().map(Url::as_str))
+            .field("issuer", &self.issuer)
+            .field("idp_issuer", &self.idp_issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SamlProviderBuilder {
@@ -234,6 +257,15 @@ impl SamlProviderBuilder {
     /// (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = Some(bytes);
+        self
+    }
+
+    /// Where assertion ids are recorded so that each is accepted once. Give every replica of
+    /// a deployment the same shared store; the default is a [`MemoryEphemeralStore`], which
+    /// only protects one process. Ids live under [`ASSERTION_ID_NAMESPACE`] until the
+    /// assertion could no longer be accepted anyway.
+    pub fn replay_store(mut self, store: Arc<dyn EphemeralStore>) -> Self {
+        self.replay_store = Some(store);
         self
     }
 
@@ -296,7 +328,9 @@ impl SamlProviderBuilder {
             max_response_bytes: self
                 .max_response_bytes
                 .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
-            used_assertions: Mutex::new(HashMap::new()),
+            replay_store: self
+                .replay_store
+                .unwrap_or_else(|| Arc::new(MemoryEphemeralStore::new())),
         })
     }
 }
@@ -324,8 +358,8 @@ pub struct SamlProvider {
     idp_metadata: EntityDescriptor,
     clock_skew: chrono::Duration,
     max_response_bytes: usize,
-    /// Assertion ids seen, with when they may be forgotten.
-    used_assertions: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Where assertion ids are claimed once.
+    replay_store: Arc<dyn EphemeralStore>,
 }
 
 impl std::fmt::Debug for SamlProvider {
@@ -357,7 +391,7 @@ impl SamlProvider {
             .idp_metadata(self.idp_metadata.clone())
             .authn_name_id_format(self.identifier_format.clone())
             .allow_idp_initiated(false)
-            .max_issue_delay(chrono::Duration::seconds(90))
+            .max_issue_delay(MAX_ISSUE_DELAY)
             .max_clock_skew(self.clock_skew)
             .allowed_signature_algorithms(Some(vec![
                 AllowedSignatureAlgorithm::RsaSha256,
@@ -419,29 +453,36 @@ impl SamlProvider {
         if !audience_restricted {
             return Err(ResponseError::NoAudience);
         }
-        self.remember(&assertion)?;
+        // samael bounds how old an assertion may be, not how far in the future it was issued.
+        if assertion.issue_instant > Utc::now() + self.clock_skew {
+            return Err(ResponseError::NotYetValid);
+        }
         Ok(assertion)
     }
 
-    /// Records the assertion id; refuses one seen before.
-    fn remember(&self, assertion: &Assertion) -> std::result::Result<(), ResponseError> {
+    /// Claims the assertion id in the replay store; refuses one seen before. The id is kept
+    /// until the assertion is too old to be accepted anyway (its `IssueInstant` plus the
+    /// accepted delay and clock skew), and never longer than [`MAX_REPLAY_WINDOW`].
+    async fn claim(&self, assertion: &Assertion) -> Result<()> {
         let now = Utc::now();
-        let until = assertion
-            .conditions
-            .as_ref()
-            .and_then(|c| c.not_on_or_after)
-            .map_or(now + DEFAULT_REPLAY_WINDOW, |t| t + self.clock_skew)
-            .max(now + chrono::Duration::seconds(90));
-        let mut used = self
-            .used_assertions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        used.retain(|_, expires| *expires > now);
-        if used.contains_key(&assertion.id) {
-            return Err(ResponseError::Replayed);
+        let until = (assertion.issue_instant + MAX_ISSUE_DELAY + self.clock_skew)
+            .clamp(now + MAX_ISSUE_DELAY, now + MAX_REPLAY_WINDOW);
+        let until = time::OffsetDateTime::from_unix_timestamp(until.timestamp())
+            .map_err(|_| Error::internal("SAML assertion expiry out of range"))?;
+        match self
+            .replay_store
+            .claim(ASSERTION_ID_NAMESPACE, &assertion.id, until)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ResponseError::Replayed.into()),
+            Err(error) => {
+                tracing::warn!(error = %error, "the SAML replay store is unavailable");
+                Err(Error::service_unavailable(
+                    "cannot check the SAML assertion for replay, try again later",
+                ))
+            }
         }
-        used.insert(assertion.id.clone(), until);
-        Ok(())
     }
 }
 
@@ -533,13 +574,15 @@ impl Strategy for SamlProvider {
             .get("SAMLResponse")
             .ok_or(ResponseError::Missing)?;
         let request_id = request.flow_data.map(FlowData::secret);
-        match self.verify(encoded, request_id, request.callback_url) {
-            Ok(assertion) => Ok(authenticated(&assertion)),
+        let assertion = match self.verify(encoded, request_id, request.callback_url) {
+            Ok(assertion) => assertion,
             Err(error) => {
                 tracing::debug!(error = %error, "SAML response refused");
-                Err(error.into())
+                return Err(error.into());
             }
-        }
+        };
+        self.claim(&assertion).await?;
+        Ok(authenticated(&assertion))
     }
 
     fn callback_is_cross_site_post(&self) -> bool {

@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use stagepass_core::resolvers::MissingUser;
+use stagepass_core::{EphemeralStore, MemoryEphemeralStore};
 use stagepass_saml::SamlProvider;
 use stagepass_saml::resolvers::name_id_matching_user_entity_name;
 use stagepass_testkit::conformance::{APP_ORIGIN, BACKEND_BASE_URL, backend};
@@ -213,6 +214,48 @@ async fn a_response_is_accepted_once() {
     assert_refused(&message, "InResponseTo");
 }
 
+/// Starts a login at the strategy itself and has the IdP answer it: the request id and the
+/// `SAMLResponse` parameters, so that a test can offer the same response more than once.
+async fn strategy_login(
+    idp: &SamlTestIdp,
+    provider: &SamlProvider,
+    variant: &str,
+) -> (stagepass_core::FlowData, stagepass_core::Params) {
+    let query = stagepass_core::Params::default();
+    let started = stagepass_core::Strategy::start(
+        provider,
+        stagepass_core::StartRequest::new("development", "", "relay", &callback(), &query),
+    )
+    .await
+    .unwrap();
+    let form = idp
+        .login(&started.url, "jane@example.com", Some("jane"), variant)
+        .await
+        .unwrap();
+    let params = stagepass_core::Params::new(vec![(
+        "SAMLResponse".to_owned(),
+        form.saml_response.clone(),
+    )]);
+    (started.flow_data.unwrap(), params)
+}
+
+fn callback() -> Url {
+    Url::parse(&format!("{BACKEND_BASE_URL}/api/auth/saml/handler/frame")).unwrap()
+}
+
+async fn authenticate(
+    provider: &SamlProvider,
+    params: &stagepass_core::Params,
+    flow: Option<&stagepass_core::FlowData>,
+) -> stagepass_core::Result<stagepass_core::Authenticated> {
+    let callback = callback();
+    stagepass_core::Strategy::authenticate(
+        provider,
+        stagepass_core::AuthenticateRequest::new(params, &callback, flow),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_replay_cache_refuses_an_assertion_seen_before() {
     let Some(idp) = SamlTestIdp::start_or_skip().await else {
@@ -220,45 +263,86 @@ async fn the_replay_cache_refuses_an_assertion_seen_before() {
     };
     // The strategy itself, so that the same request id and response can be offered twice.
     let provider = provider(&idp, idp.cert());
-    let callback = Url::parse(&format!("{BACKEND_BASE_URL}/api/auth/saml/handler/frame")).unwrap();
-    let query = stagepass_core::Params::default();
-    let started = stagepass_core::Strategy::start(
-        &provider,
-        stagepass_core::StartRequest::new("development", "", "relay", &callback, &query),
-    )
-    .await
-    .unwrap();
-    let form = idp
-        .login(&started.url, "jane@example.com", Some("jane"), "")
-        .await
-        .unwrap();
-    let params = stagepass_core::Params::new(vec![(
-        "SAMLResponse".to_owned(),
-        form.saml_response.clone(),
-    )]);
-    let flow = started.flow_data.unwrap();
-    let first = stagepass_core::Strategy::authenticate(
-        &provider,
-        stagepass_core::AuthenticateRequest::new(&params, &callback, Some(&flow)),
-    )
-    .await
-    .unwrap();
+    let (flow, params) = strategy_login(&idp, &provider, "").await;
+    let first = authenticate(&provider, &params, Some(&flow)).await.unwrap();
     assert_eq!(first.attributes["nameID"], "jane");
-    let second = stagepass_core::Strategy::authenticate(
-        &provider,
-        stagepass_core::AuthenticateRequest::new(&params, &callback, Some(&flow)),
-    )
-    .await
-    .unwrap_err();
+    let second = authenticate(&provider, &params, Some(&flow))
+        .await
+        .unwrap_err();
     assert_eq!(second.message(), "SAML assertion was already used");
     // Without the flow cookie's request id nothing is accepted.
-    let none = stagepass_core::Strategy::authenticate(
-        &provider,
-        stagepass_core::AuthenticateRequest::new(&params, &callback, None),
-    )
-    .await
-    .unwrap_err();
+    let none = authenticate(&provider, &params, None).await.unwrap_err();
     assert!(none.message().contains("InResponseTo"), "{none:?}");
+}
+
+fn provider_with_store(idp: &SamlTestIdp, store: Arc<dyn EphemeralStore>) -> SamlProvider {
+    SamlProvider::builder()
+        .entry_point(idp.sso_url().clone())
+        .issuer(SP_ENTITY_ID)
+        .idp_issuer(idp.entity_id())
+        .cert(idp.cert())
+        .replay_store(store)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn replicas_sharing_a_store_accept_an_assertion_once() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let store: Arc<dyn EphemeralStore> = Arc::new(MemoryEphemeralStore::new());
+    let one = provider_with_store(&idp, Arc::clone(&store));
+    let two = provider_with_store(&idp, Arc::clone(&store));
+    let (flow, params) = strategy_login(&idp, &one, "").await;
+    authenticate(&one, &params, Some(&flow)).await.unwrap();
+    let replayed = authenticate(&two, &params, Some(&flow)).await.unwrap_err();
+    assert_eq!(replayed.message(), "SAML assertion was already used");
+    assert_eq!(replayed.name(), "AuthenticationError");
+}
+
+/// A store that is down.
+struct BrokenStore;
+
+#[async_trait::async_trait]
+impl EphemeralStore for BrokenStore {
+    async fn claim(
+        &self,
+        _: &str,
+        _: &str,
+        _: time::OffsetDateTime,
+    ) -> stagepass_core::Result<bool> {
+        Err(stagepass_core::Error::internal("connection refused"))
+    }
+    async fn put(
+        &self,
+        _: &str,
+        _: &str,
+        _: &[u8],
+        _: time::OffsetDateTime,
+    ) -> stagepass_core::Result<()> {
+        Err(stagepass_core::Error::internal("connection refused"))
+    }
+    async fn get(&self, _: &str, _: &str) -> stagepass_core::Result<Option<Vec<u8>>> {
+        Err(stagepass_core::Error::internal("connection refused"))
+    }
+    async fn remove(&self, _: &str, _: &str) -> stagepass_core::Result<()> {
+        Err(stagepass_core::Error::internal("connection refused"))
+    }
+}
+
+#[tokio::test]
+async fn an_unavailable_replay_store_signs_nobody_in() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let provider = provider_with_store(&idp, Arc::new(BrokenStore));
+    let (flow, params) = strategy_login(&idp, &provider, "").await;
+    let error = authenticate(&provider, &params, Some(&flow))
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), 503, "{error:?}");
+    assert!(!error.message().contains("connection refused"));
 }
 
 #[tokio::test]
