@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use crate::deny;
 use crate::setup;
 use crate::tidy;
 use crate::util::{self, Workspace};
 
 /// The number of steps, for the `[n/N]` headers.
-const STEPS: usize = 8;
+const STEPS: usize = 10;
 
 /// Runs every step in order and stops at the first failure.
 pub(crate) fn run(install: bool) -> Result<()> {
@@ -95,6 +96,9 @@ pub(crate) fn run(install: bool) -> Result<()> {
     util::check_status(status, &line, "see the failing tests above")?;
     steps.done();
 
+    let external = external_provider(&workspace, nextest, &services, &mut steps)?;
+    let test_counts = test_counts.zip(external).map(|(a, b)| a.plus(b));
+
     let mut doc_tests = workspace.cargo();
     doc_tests.args(["test", "--workspace", "--all-features", "--doc"]);
     let line = util::display(&doc_tests);
@@ -118,6 +122,26 @@ pub(crate) fn run(install: bool) -> Result<()> {
     util::run_checked(&mut docs, "fix the rustdoc warnings printed above")?;
     steps.done();
 
+    let may_install = install || util::is_ci();
+    match deny::locate(&workspace, may_install)? {
+        Some(binary) => {
+            let mut deny = deny::command(&workspace, binary);
+            steps.header(&format!("dependencies: {}", util::display(&deny)));
+            util::run_checked(
+                &mut deny,
+                "a dependency breaks the policy in deny.toml: see cargo-deny's message above",
+            )?;
+        }
+        None => {
+            steps.header("dependencies: cargo deny check");
+            println!(
+                "    cargo-deny not found: skipped (`cargo xtask ci --install` installs it, or \
+                 `cargo install --locked cargo-deny`)"
+            );
+        }
+    }
+    steps.done();
+
     steps.header("tidy: cargo xtask tidy");
     tidy::run(&workspace)?;
     steps.done();
@@ -133,6 +157,56 @@ pub(crate) fn run(install: bool) -> Result<()> {
         _ => println!("(could not read the test counts from the test runner's output)"),
     }
     Ok(())
+}
+
+/// The manifest of the provider crate kept outside the workspace, as a community crate would be.
+const EXTERNAL_PROVIDER: &str = "examples/external-provider/Cargo.toml";
+
+/// Formats, lints and tests the provider crate that lives outside the workspace (its own
+/// workspace and lockfile, depending on `stagepass-core` only), into the same target directory
+/// so that it reuses the compiled dependencies. Returns its test counts.
+fn external_provider(
+    workspace: &Workspace,
+    nextest: bool,
+    services: &setup::RunningServices,
+    steps: &mut Steps,
+) -> Result<Option<TestCounts>> {
+    steps.header(&format!(
+        "external provider: fmt, clippy and tests of {EXTERNAL_PROVIDER}"
+    ));
+    let target = workspace.target_dir();
+    let with_manifest = |args: &[&str], rest: &[&str]| {
+        let mut command = workspace.cargo();
+        command
+            .env("CARGO_TARGET_DIR", &target)
+            .args(args)
+            .args(["--manifest-path", EXTERNAL_PROVIDER])
+            .args(rest);
+        command
+    };
+    util::run_checked(
+        &mut with_manifest(&["fmt"], &["--check"]),
+        "run `cargo fmt` in examples/external-provider and commit the result",
+    )?;
+    util::run_checked(
+        &mut with_manifest(&["clippy", "--all-targets"], &["--", "-D", "warnings"]),
+        "fix the warnings clippy printed above",
+    )?;
+    let mut tests = if nextest {
+        with_manifest(&["nextest", "run"], &[])
+    } else {
+        with_manifest(&["test"], &[])
+    };
+    let line = util::display(&tests);
+    let (status, lines) = util::run_teed(with_test_env(&mut tests, services))?;
+    util::check_status(status, &line, "see the failing tests above")?;
+    let counts = if nextest {
+        parse_nextest_summary(&lines)
+    } else {
+        parse_libtest_results(&lines)
+    };
+    steps.done();
+    Ok(counts)
 }
 
 /// The features of the umbrella manifest, in order, without `default`: the keys of its

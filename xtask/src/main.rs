@@ -18,6 +18,7 @@
 
 mod bench;
 mod ci;
+mod deny;
 mod scaffold;
 mod setup;
 mod tidy;

@@ -90,13 +90,16 @@ pub(crate) fn check(root: &Path) -> Result<Vec<CheckReport>> {
 }
 
 /// Every crate under `crates/`, `examples/` and `xtask` uses the workspace lints and inherits
-/// version, edition and license; every crate under `crates/` has a README.
+/// version, edition and license; every crate under `crates/` has a README. A crate with a
+/// `[workspace]` table of its own stands outside the workspace on purpose (a provider as it
+/// would live in another repository) and is left out.
 fn check_manifests(root: &Path) -> Result<CheckReport> {
     let mut manifests = Vec::new();
     for group in ["crates", "examples"] {
         for dir in subdirectories(&root.join(group))? {
-            if dir.join("Cargo.toml").is_file() {
-                manifests.push(dir.join("Cargo.toml"));
+            let manifest = dir.join("Cargo.toml");
+            if manifest.is_file() && !is_own_workspace(&read(&manifest)?) {
+                manifests.push(manifest);
             }
         }
     }
@@ -151,6 +154,11 @@ fn check_manifests(root: &Path) -> Result<CheckReport> {
         scope: format!("{} crates", manifests.len()),
         problems,
     })
+}
+
+/// Whether a manifest declares a workspace of its own (a `[workspace]` table).
+fn is_own_workspace(manifest: &str) -> bool {
+    manifest.lines().any(|line| line.trim() == "[workspace]")
 }
 
 /// No `todo!(`, `unimplemented!(` or `dbg!(` in `crates/*/src` outside test code.
@@ -741,6 +749,12 @@ mod tests {
             "examples/demo/Cargo.toml",
             "[package]\nname = \"demo\"\nversion = \"0.1.0\"\nedition.workspace = true\n\
              license.workspace = true\n",
+        )?;
+        // A crate with its own workspace is outside this one on purpose.
+        write(
+            root,
+            "examples/outside/Cargo.toml",
+            "[workspace]\n\n[package]\nname = \"outside\"\nversion = \"0.1.0\"\n",
         )?;
         let found = problems(root, "manifests")?;
         assert_eq!(found.len(), 3, "{found:?}");
