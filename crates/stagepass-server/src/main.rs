@@ -13,6 +13,7 @@ mod catalog;
 mod config;
 mod providers;
 mod telemetry;
+mod tls;
 mod web;
 
 use std::path::PathBuf;
@@ -106,20 +107,45 @@ async fn run(configs: Vec<PathBuf>) -> anyhow::Result<()> {
     let available: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
     let config = config::load(&configs, &config::ProcessEnv, &available)?;
     config.log_warnings();
+    let tls = match &config.backend.https {
+        Some(https) => {
+            if config.backend.base_url.scheme() != "https" {
+                tracing::warn!(
+                    "backend.https is on but backend.baseUrl is not https: cookies will not be \
+                     Secure and callback URLs will use http"
+                );
+            }
+            Some(tls::server_config(https, &config.backend.base_url)?)
+        }
+        None => None,
+    };
     let app = app::build(&config).await?;
     let address = config.backend.listen.address();
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("backend.listen: cannot listen on {address}"))?;
-    tracing::info!(
-        address = %listener.local_addr().map_or(address.clone(), |a| a.to_string()),
-        providers = ?app.backend.provider_ids(),
-        "stagepass-server listening"
-    );
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    let local = listener
+        .local_addr()
+        .map_or(address.clone(), |a| a.to_string());
+    let providers = app.backend.provider_ids();
+    match tls {
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls)
+                .with_context(|| format!("backend.listen: cannot listen on {address}"))?;
+            tracing::info!(address = %local, ?providers, "stagepass-server listening (https)");
+            axum::serve(listener, app.router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("serving")?;
+        }
+        None => {
+            tracing::info!(address = %local, ?providers, "stagepass-server listening");
+            axum::serve(listener, app.router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("serving")?;
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
 
 use super::error::{ConfigError, ConfigWarning};
@@ -83,6 +85,26 @@ pub(crate) struct BackendConfig {
     pub(crate) cors: Option<CorsConfig>,
     /// `backend.database`.
     pub(crate) database: DatabaseConfig,
+    /// `backend.https`: serve TLS; `None` (plain HTTP) when absent or `false`.
+    pub(crate) https: Option<HttpsConfig>,
+}
+
+/// `backend.https`, in Backstage's two shapes.
+#[derive(Clone, Debug)]
+pub(crate) enum HttpsConfig {
+    /// `https: true`: a self-signed certificate generated at start, for development.
+    SelfSigned,
+    /// `https.certificate: {cert, key}`: PEM text, usually read with `{$file: …}`.
+    Certificate(TlsCertificate),
+}
+
+/// A certificate chain and its private key, parsed from `backend.https.certificate`.
+#[derive(Clone, Debug)]
+pub(crate) struct TlsCertificate {
+    /// `certificate.cert`: the server's certificate first, then any intermediates.
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    /// `certificate.key`: PKCS#8, PKCS#1 (RSA) or SEC1 (EC). Its `Debug` shows no key material.
+    pub(crate) key: Arc<PrivateKeyDer<'static>>,
 }
 
 /// Where the server binds (`backend.listen`).
@@ -294,6 +316,7 @@ fn read_backend(root: &ConfigReader<'_>) -> Result<BackendConfig, ConfigError> {
         listen: read_listen(&backend, &base_url)?,
         cors: read_cors(&backend)?,
         database: read_database(&backend)?,
+        https: read_https(&backend)?,
         base_url,
         auth_base_url,
     })
@@ -339,6 +362,46 @@ fn read_listen(backend: &ConfigReader<'_>, base_url: &Url) -> Result<ListenConfi
         .and_then(|p| u16::try_from(p).ok())
         .unwrap_or(default_port);
     Ok(ListenConfig { host, port })
+}
+
+/// `backend.https`: `true`, `false`, or `{certificate: {cert, key}}` with PEM text.
+fn read_https(backend: &ConfigReader<'_>) -> Result<Option<HttpsConfig>, ConfigError> {
+    const HINT: &str = "give the PEM text itself, e.g. {$file: server.crt}";
+    let Some(value) = backend.get("https")? else {
+        return Ok(None);
+    };
+    if value.as_bool().is_some() {
+        return Ok(backend.bool("https")?.then_some(HttpsConfig::SelfSigned));
+    }
+    let https = backend.reader("https")?;
+    https.check_keys(&["certificate"])?;
+    let certificate = https.reader("certificate")?;
+    certificate.check_keys(&["cert", "key"])?;
+    let cert = certificate.string("cert")?;
+    let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| certificate.error("cert", format!("not a PEM certificate ({e}); {HINT}")))?;
+    if chain.is_empty() {
+        return Err(certificate.error(
+            "cert",
+            format!("no PEM certificate (-----BEGIN CERTIFICATE-----) found; {HINT}"),
+        ));
+    }
+    let key = certificate.secret("key")?;
+    // The messages below never repeat the text: it is a private key.
+    let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes()).map_err(|e| {
+        let problem = match e {
+            rustls::pki_types::pem::Error::NoItemsFound => {
+                "no PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC) found".to_owned()
+            }
+            other => format!("not a PEM private key ({other})"),
+        };
+        certificate.error("key", format!("{problem}; {}", HINT.replace("crt", "key")))
+    })?;
+    Ok(Some(HttpsConfig::Certificate(TlsCertificate {
+        chain,
+        key: Arc::new(key),
+    })))
 }
 
 /// `7007`, `:7007`, `host:7007`, `[::1]:7007`.

@@ -147,6 +147,35 @@ fn required_urls() {
 }
 
 #[test]
+fn https_forms() {
+    let https = |extra: &str| with(extra).map(|c| c.backend.https);
+    assert!(https("").unwrap().is_none());
+    assert!(https("backend:\n  https: false\n").unwrap().is_none());
+    assert!(matches!(
+        https("backend:\n  https: true\n").unwrap(),
+        Some(HttpsConfig::SelfSigned)
+    ));
+    assert_error(
+        with("backend:\n  https:\n    certificate:\n      cert: server.crt\n      key: x\n"),
+        "<config-1>",
+        "backend.https.certificate.cert",
+        "{$file: server.crt}",
+    );
+    assert_error(
+        with("backend:\n  https:\n    cert: x\n"),
+        "<config-1>",
+        "backend.https.cert",
+        "",
+    );
+    assert_error(
+        with("backend:\n  https: yes\n"),
+        "<config-1>",
+        "backend.https",
+        "",
+    );
+}
+
+#[test]
 fn listen_forms() {
     let listen = |extra: &str| with(extra).unwrap().backend.listen;
     let at = |host: &str, port: u16| ListenConfig {

@@ -125,3 +125,47 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A certificate for `localhost` and `127.0.0.1` issued by a CA made for the test, as PEM.
+pub(crate) struct TestCertificate {
+    /// The CA certificate, for clients to trust.
+    pub(crate) ca_pem: String,
+    /// The server's certificate.
+    pub(crate) cert_pem: String,
+    /// The server's private key (PKCS#8).
+    pub(crate) key_pem: String,
+    /// The base64 SHA-256 of the server key's SubjectPublicKeyInfo, as Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes it.
+    pub(crate) spki_sha256: String,
+}
+
+impl TestCertificate {
+    /// A fresh CA and a server certificate signed by it.
+    pub(crate) fn generate() -> Self {
+        use base64::Engine as _;
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData as _,
+        };
+
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "stagepass test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let spki = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
+        Self {
+            ca_pem: ca_cert.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            spki_sha256: base64::engine::general_purpose::STANDARD.encode(spki.as_ref()),
+        }
+    }
+}
