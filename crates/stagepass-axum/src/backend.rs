@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use stagepass_core::{
-    AuthResolverContext, Clock, EmptyDirectory, EntityRef, Error, IssuedToken, ProxyAuthenticator,
-    SessionSecret, SignInResolver, Strategy, SystemClock, TokenIssuer, TokenParams, UserDirectory,
-    UserEntity, UserQuery,
+    AuthResolverContext, Clock, EmptyDirectory, EntityRef, EphemeralStore, Error, IssuedToken,
+    MemoryEphemeralStore, ProxyAuthenticator, SessionSecret, SignInResolver, Strategy, SystemClock,
+    TokenIssuer, TokenParams, UserDirectory, UserEntity, UserQuery,
 };
 use stagepass_identity::UserInfoStore;
 use time::Duration;
@@ -16,6 +16,7 @@ use url::Url;
 use crate::crypto::CookieCipher;
 use crate::metrics::AuthMetrics;
 use crate::origin::AllowedOrigins;
+use crate::refresh::RefreshCoordinator;
 
 /// How long refresh and granted-scope cookies live unless `sessionDuration` says otherwise.
 pub const DEFAULT_SESSION_DURATION: Duration = Duration::days(1000);
@@ -96,6 +97,7 @@ pub(crate) struct Inner {
     pub(crate) providers: HashMap<String, Provider>,
     pub(crate) installed: HashSet<String>,
     pub(crate) metrics: Arc<AuthMetrics>,
+    pub(crate) refreshes: RefreshCoordinator,
 }
 
 /// The Backstage `/api/auth` protocol for a set of providers. Build it with
@@ -169,6 +171,16 @@ pub struct AuthBackendBuilder {
     providers: Vec<(String, Provider)>,
     installed: HashSet<String>,
     metrics: Option<Arc<AuthMetrics>>,
+    ephemeral_store: Option<Arc<dyn EphemeralStore>>,
+}
+
+/// The backend's clock, shared with the default ephemeral store.
+struct SharedClock(Arc<dyn Clock>);
+
+impl Clock for SharedClock {
+    fn now(&self) -> time::OffsetDateTime {
+        self.0.now()
+    }
 }
 
 impl AuthBackendBuilder {
@@ -233,6 +245,16 @@ impl AuthBackendBuilder {
     #[must_use]
     pub fn metrics(mut self, metrics: Arc<AuthMetrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// The store through which replicas coordinate refreshes of one session: a shared one
+    /// (such as the PostgreSQL store of `stagepass-identity`) when several replicas serve
+    /// behind a load balancer. By default a [`MemoryEphemeralStore`] on the backend's clock,
+    /// which coordinates the requests of this process only.
+    #[must_use]
+    pub fn ephemeral_store(mut self, store: Arc<dyn EphemeralStore>) -> Self {
+        self.ephemeral_store = Some(store);
         self
     }
 
@@ -315,6 +337,10 @@ impl AuthBackendBuilder {
             None => CookieCipher::random(),
         };
         let auth_base_url = format!("{}/api/auth", backend.as_str().trim_end_matches('/'));
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let ephemeral_store = self.ephemeral_store.unwrap_or_else(|| {
+            Arc::new(MemoryEphemeralStore::with_clock(SharedClock(clock.clone())))
+        });
         Ok(AuthBackend {
             inner: Arc::new(Inner {
                 auth_base_url,
@@ -324,10 +350,11 @@ impl AuthBackendBuilder {
                 user_info,
                 directory: self.directory.unwrap_or_else(|| Arc::new(EmptyDirectory)),
                 cipher,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                clock,
                 providers,
                 installed: self.installed,
                 metrics: self.metrics.unwrap_or_default(),
+                refreshes: RefreshCoordinator::new(ephemeral_store),
             }),
         })
     }

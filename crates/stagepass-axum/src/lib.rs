@@ -45,6 +45,7 @@ mod glob;
 pub mod metrics;
 mod origin;
 pub mod popup;
+mod refresh;
 mod routes;
 pub mod state;
 

@@ -23,6 +23,7 @@ use crate::error::ErrorResponse;
 use crate::metrics::Outcome;
 use crate::origin::AllowedOrigins;
 use crate::popup::{PopupPage, WebMessage};
+use crate::refresh::refresh_key;
 use crate::state::OAuthState;
 use stagepass_identity::verify_user_token;
 
@@ -737,9 +738,15 @@ async fn refresh_oauth(
             .unwrap_or_default();
         ScopePolicy::split(requested).all(|s| granted.contains(&s))
     });
-    let authenticated = env
-        .strategy
-        .refresh(RefreshRequest::new(&refresh_token, &scope, already_granted))
+    // Concurrent refreshes of this session, here or on other replicas, share one upstream
+    // refresh: with rotating refresh tokens, a second one would spend a spent token.
+    let key = refresh_key(id, env_name, &refresh_token);
+    let authenticated = inner
+        .refreshes
+        .refresh(&inner.cipher, inner.clock.as_ref(), &key, || {
+            env.strategy
+                .refresh(RefreshRequest::new(&refresh_token, &scope, already_granted))
+        })
         .await
         .map_err(failed)?;
     let identity = sign_in(inner, env.resolver.as_deref(), &authenticated)

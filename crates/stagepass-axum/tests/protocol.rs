@@ -45,6 +45,7 @@ struct Harness {
     client: TestClient,
     idp: Arc<TestStrategy>,
     issuer: Arc<TokenFactory>,
+    clock: Arc<ManualClock>,
 }
 
 fn harness_with(policy: ScopePolicy, sign_in: bool) -> Harness {
@@ -69,7 +70,7 @@ fn harness_with(policy: ScopePolicy, sign_in: bool) -> Harness {
         .backend_base_url(Url::parse("http://localhost:7007").unwrap())
         .token_issuer(issuer.clone())
         .user_info_store(user_info)
-        .clock(clock)
+        .clock(clock.clone())
         .extra_allowed_origins(vec!["https://*.example.com".into()])
         .oauth_provider("test", [("development".to_owned(), env)])
         .proxy_provider("guest", guest.clone(), guest)
@@ -81,6 +82,7 @@ fn harness_with(policy: ScopePolicy, sign_in: bool) -> Harness {
         client: TestClient::new(router),
         idp,
         issuer,
+        clock,
     }
 }
 
@@ -425,7 +427,21 @@ async fn refresh_rotates_the_session_and_rejects_replays() {
         .await;
     assert_eq!(res.status, 200, "POST refresh works too");
 
-    // the first refresh token was used up at the identity provider
+    // Shortly after a rotation, a request that still carries the old token (a concurrent tab,
+    // another replica) is answered with the session the rotation produced.
+    h.client
+        .set_cookie("test-refresh-token", "/api/auth/test", &old_cookie);
+    let res = h
+        .client
+        .get("/api/auth/test/refresh?env=development")
+        .xhr()
+        .send()
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(h.idp.calls().refresh_scopes.len(), 2, "no refresh upstream");
+
+    // Later, the first refresh token is known to be used up at the identity provider.
+    h.clock.advance(time::Duration::seconds(31));
     h.client
         .set_cookie("test-refresh-token", "/api/auth/test", &old_cookie);
     let res = h
@@ -961,7 +977,7 @@ fn cross_site_harness(backend: &str) -> Harness {
         .backend_base_url(Url::parse(backend).unwrap())
         .token_issuer(issuer.clone())
         .user_info_store(user_info)
-        .clock(clock)
+        .clock(clock.clone())
         .oauth_provider("test", [("development".to_owned(), env)])
         .build()
         .unwrap();
@@ -970,6 +986,7 @@ fn cross_site_harness(backend: &str) -> Harness {
         client: TestClient::new(router),
         idp,
         issuer,
+        clock,
     }
 }
 
