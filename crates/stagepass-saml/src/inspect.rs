@@ -31,6 +31,19 @@ const DIGEST_ALGORITHMS: &[&str] = &[
     "http://www.w3.org/2001/04/xmlenc#sha512",
 ];
 
+/// The canonicalization and transform algorithms accepted in a signature: exclusive and
+/// inclusive canonicalization (1.0 and 1.1) and the enveloped-signature transform. Anything else
+/// (XPath, XSLT, base64) could make a signature cover less than it appears to.
+const TRANSFORM_ALGORITHMS: &[&str] = &[
+    "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+    "http://www.w3.org/2001/10/xml-exc-c14n#",
+    "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments",
+    "http://www.w3.org/2006/12/xml-c14n11",
+    "http://www.w3.org/2006/12/xml-c14n11#WithComments",
+];
+
 /// What the raw document says at the Response level.
 #[derive(Debug, Default)]
 pub(crate) struct Outline {
@@ -38,6 +51,12 @@ pub(crate) struct Outline {
     pub(crate) destination: Option<String>,
     /// The Response's `InResponseTo`, if any.
     pub(crate) in_response_to: Option<String>,
+    /// Whether the Response carries its own enveloped signature (a `ds:Signature` child whose
+    /// only reference is the Response's `ID`). Whether it verifies is samael's check, which
+    /// refuses the document when any signature in it does not.
+    pub(crate) response_signed: bool,
+    /// Whether the assertion carries its own enveloped signature, likewise.
+    pub(crate) assertion_signed: bool,
 }
 
 fn attribute(element: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, ResponseError> {
@@ -53,22 +72,46 @@ fn attribute(element: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, Re
     Ok(None)
 }
 
-/// Reads the whole document once: refuses DTDs, anything but exactly one `samlp:Response`
-/// root holding exactly one assertion, encrypted assertions (not supported yet), a non-success
-/// top-level status and signature or digest algorithms outside the allow-list.
+/// Which element a signature belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signed {
+    Response,
+    Assertion,
+}
+
+/// An open element: its namespace and local name.
+type Open = (Option<Vec<u8>>, Vec<u8>);
+
+fn is(open: Option<&Open>, ns: &[u8], local: &[u8]) -> bool {
+    open.is_some_and(|(n, l)| n.as_deref() == Some(ns) && l == local)
+}
+
+/// Reads the whole document once and refuses:
+/// - DTDs, comments and processing instructions;
+/// - anything but one `samlp:Response` root holding exactly one assertion as a direct child
+///   (so no assertion or response wrapped inside another element: the signature-wrapping
+///   attacks all need a second copy somewhere);
+/// - encrypted assertions (not supported yet);
+/// - a non-success top-level status;
+/// - a signature anywhere but directly in the Response or the assertion, one with more than one
+///   reference, or one whose reference is not its parent's `ID`;
+/// - signature, digest, canonicalization and transform algorithms outside the allow-lists.
 pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
     let mut reader = NsReader::from_str(xml);
     let mut outline = Outline::default();
-    let mut depth = 0usize;
+    let mut stack: Vec<Open> = Vec::new();
     let mut roots = 0usize;
     let mut assertions = 0usize;
     let mut status_seen = false;
-    let mut in_status = false;
+    let mut response_id: Option<String> = None;
+    let mut assertion_id: Option<String> = None;
+    // The signature being read: whose it is and its references.
+    let mut signature: Option<(Signed, Vec<String>)> = None;
+    let mut signatures: Vec<(Signed, Vec<String>)> = Vec::new();
     loop {
-        let event = reader
+        let (ns, event) = reader
             .read_resolved_event()
             .map_err(|_| ResponseError::Malformed)?;
-        let (ns, event) = event;
         let ns: Option<Vec<u8>> = match ns {
             ResolveResult::Bound(ns) => Some(ns.as_ref().to_vec()),
             ResolveResult::Unbound => None,
@@ -76,10 +119,15 @@ pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
         };
         match event {
             Event::DocType(_) => return Err(ResponseError::Doctype),
+            // Canonicalization drops comments, so a comment can split signed text (a NameID
+            // `admin@example.com<!---->.evil.com`) without breaking the signature, and a parser
+            // that reads only the first text node would see another value. No IdP needs them.
+            Event::Comment(_) | Event::PI(_) => return Err(ResponseError::Comment),
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let is_empty = matches!(event, Event::Empty(_));
-                let local = e.local_name();
-                let local = local.as_ref();
+                let local = e.local_name().as_ref().to_vec();
+                let depth = stack.len();
+                let parent = stack.last();
                 if depth == 0 {
                     roots += 1;
                     if ns.as_deref() != Some(PROTOCOL_NS) || local != b"Response" {
@@ -87,24 +135,64 @@ pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
                     }
                     outline.destination = attribute(e, b"Destination")?;
                     outline.in_response_to = attribute(e, b"InResponseTo")?;
+                    response_id = attribute(e, b"ID")?;
                 }
-                match (ns.as_deref(), local) {
-                    (Some(ASSERTION_NS), b"Assertion") => assertions += 1,
+                match (ns.as_deref(), local.as_slice()) {
+                    (Some(PROTOCOL_NS), b"Response") if depth > 0 => {
+                        return Err(ResponseError::Structure);
+                    }
+                    (Some(ASSERTION_NS), b"Assertion") => {
+                        if depth != 1 {
+                            return Err(ResponseError::Structure);
+                        }
+                        assertions += 1;
+                        assertion_id = attribute(e, b"ID")?;
+                    }
                     (Some(ASSERTION_NS), b"EncryptedAssertion") => {
                         return Err(ResponseError::Encrypted);
                     }
-                    (Some(PROTOCOL_NS), b"Status") if depth == 1 => in_status = true,
-                    (Some(PROTOCOL_NS), b"StatusCode") if in_status && !status_seen => {
-                        // The first StatusCode is the top-level one (SAML Core 3.2.2.2).
+                    (Some(PROTOCOL_NS), b"StatusCode")
+                        if depth == 2 && is(stack.get(1), PROTOCOL_NS, b"Status") =>
+                    {
+                        // The top-level StatusCode (SAML Core 3.2.2.2); nested ones are details.
+                        if status_seen {
+                            return Err(ResponseError::Structure);
+                        }
                         status_seen = true;
                         let code = attribute(e, b"Value")?.unwrap_or_default();
                         if code != STATUS_SUCCESS {
                             return Err(ResponseError::Status(code));
                         }
                     }
+                    (Some(DSIG_NS), b"Signature") => {
+                        let owner = if depth == 1 {
+                            Signed::Response
+                        } else if depth == 2 && is(parent, ASSERTION_NS, b"Assertion") {
+                            Signed::Assertion
+                        } else {
+                            return Err(ResponseError::Structure);
+                        };
+                        if signature.is_some() || signatures.iter().any(|(o, _)| *o == owner) {
+                            return Err(ResponseError::Structure);
+                        }
+                        signature = Some((owner, Vec::new()));
+                    }
+                    (Some(DSIG_NS), b"Reference") if is(parent, DSIG_NS, b"SignedInfo") => {
+                        let uri = attribute(e, b"URI")?.unwrap_or_default();
+                        match signature.as_mut() {
+                            Some((_, references)) => references.push(uri),
+                            None => return Err(ResponseError::Structure),
+                        }
+                    }
                     (Some(DSIG_NS), b"SignatureMethod") => {
                         let algorithm = attribute(e, b"Algorithm")?.unwrap_or_default();
                         if !SIGNATURE_ALGORITHMS.contains(&algorithm.as_str()) {
+                            return Err(ResponseError::Algorithm(algorithm));
+                        }
+                    }
+                    (Some(DSIG_NS), b"Transform" | b"CanonicalizationMethod") => {
+                        let algorithm = attribute(e, b"Algorithm")?.unwrap_or_default();
+                        if !TRANSFORM_ALGORITHMS.contains(&algorithm.as_str()) {
                             return Err(ResponseError::Algorithm(algorithm));
                         }
                     }
@@ -116,19 +204,25 @@ pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
                     }
                     _ => {}
                 }
-                if !is_empty {
-                    depth += 1;
+                if is_empty {
+                    if ns.as_deref() == Some(DSIG_NS) && local == b"Signature" {
+                        // An empty signature references nothing.
+                        return Err(ResponseError::Structure);
+                    }
+                } else {
+                    stack.push((ns, local));
                 }
             }
-            Event::End(ref e) => {
-                depth = depth.saturating_sub(1);
-                if depth == 1 && e.local_name().as_ref() == b"Status" {
-                    in_status = false;
+            Event::End(_) => {
+                let closed = stack.pop();
+                if is(closed.as_ref(), DSIG_NS, b"Signature") {
+                    signatures.extend(signature.take());
                 }
             }
-            Event::Text(ref t) if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
+            Event::Text(ref t) if stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) => {
                 return Err(ResponseError::Malformed);
             }
+            Event::CData(_) if stack.is_empty() => return Err(ResponseError::Malformed),
             Event::Eof => break,
             _ => {}
         }
@@ -141,6 +235,23 @@ pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
     }
     if assertions != 1 {
         return Err(ResponseError::AssertionCount(assertions));
+    }
+    for (owner, references) in signatures {
+        let id = match owner {
+            Signed::Response => response_id.as_deref(),
+            Signed::Assertion => assertion_id.as_deref(),
+        };
+        let [reference] = references.as_slice() else {
+            return Err(ResponseError::Structure);
+        };
+        match id {
+            Some(id) if !id.is_empty() && reference.strip_prefix('#') == Some(id) => {}
+            _ => return Err(ResponseError::Structure),
+        }
+        match owner {
+            Signed::Response => outline.response_signed = true,
+            Signed::Assertion => outline.assertion_signed = true,
+        }
     }
     Ok(outline)
 }
@@ -156,6 +267,19 @@ mod tests {
         let outline = inspect(OK).unwrap_or_default();
         assert_eq!(outline.destination.as_deref(), Some("https://sp/acs"));
         assert_eq!(outline.in_response_to.as_deref(), Some("_req"));
+    }
+
+    #[test]
+    fn refuses_comments_and_unusual_transforms() {
+        let comment = OK.replace(">idp<", ">idp<!---->.evil<");
+        assert!(matches!(inspect(&comment), Err(ResponseError::Comment)));
+        let pi = OK.replace(">idp<", "><?evil x?>idp<");
+        assert!(matches!(inspect(&pi), Err(ResponseError::Comment)));
+        let xpath = OK.replace(
+            "<saml:Assertion ID=\"_a\"/>",
+            "<saml:Assertion ID=\"_a\"><ds:Transform xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" Algorithm=\"http://www.w3.org/TR/1999/REC-xpath-19991116\"/></saml:Assertion>",
+        );
+        assert!(matches!(inspect(&xpath), Err(ResponseError::Algorithm(_))));
     }
 
     #[test]

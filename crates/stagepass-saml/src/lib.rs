@@ -10,9 +10,13 @@
 //! Every response is checked, in this order:
 //! - its size (`SAMLResponse` at most [`DEFAULT_MAX_RESPONSE_BYTES`] unless configured), base64
 //!   and UTF-8;
-//! - no DOCTYPE (so no DTD and no entity expansion), exactly one `samlp:Response` root holding
-//!   exactly one assertion, no encrypted assertion (not supported yet), a `Success` top-level
-//!   status, and only SHA-256/384/512 signature and digest algorithms (SHA-1 is refused);
+//! - no DOCTYPE (so no DTD and no entity expansion), no comment or processing instruction
+//!   (a comment can split a signed NameID), exactly one `samlp:Response` root holding exactly
+//!   one assertion as a direct child and no other Response or assertion anywhere (signature
+//!   wrapping), no encrypted assertion (not supported yet), a `Success` top-level status;
+//! - signatures only directly inside the Response or the assertion, each with one reference to
+//!   its parent's `ID`, at least one of the two signed, and only SHA-256/384/512 signature and
+//!   digest algorithms (SHA-1 is refused) and canonicalization/enveloped-signature transforms;
 //! - the Response's `Destination` (when present) is the callback URL and its `InResponseTo`
 //!   (when present) is the request id;
 //! - by samael: an XML signature by one of the configured IdP certificates (never a key or
@@ -136,9 +140,19 @@ pub enum ResponseError {
     /// The document has a DOCTYPE.
     #[error("SAMLResponse must not contain a DOCTYPE")]
     Doctype,
+    /// A comment or processing instruction.
+    #[error("SAMLResponse must not contain comments or processing instructions")]
+    Comment,
     /// The root is not one `samlp:Response`.
     #[error("SAMLResponse is not a SAML 2.0 Response")]
     NotAResponse,
+    /// A Response, assertion or signature where none belongs (signature wrapping), or a
+    /// signature that does not sign its parent.
+    #[error("SAML response has an unexpected structure")]
+    Structure,
+    /// Neither the Response nor the assertion is signed.
+    #[error("SAML response or assertion must be signed")]
+    Unsigned,
     /// Not exactly one assertion.
     #[error("SAML response must hold exactly one assertion, found {0}")]
     AssertionCount(usize),
@@ -424,6 +438,9 @@ impl SamlProvider {
             .map_err(|_| ResponseError::Encoding)?;
         let xml = String::from_utf8(bytes).map_err(|_| ResponseError::Encoding)?;
         let outline = inspect::inspect(&xml)?;
+        if !outline.response_signed && !outline.assertion_signed {
+            return Err(ResponseError::Unsigned);
+        }
         if outline
             .destination
             .as_deref()

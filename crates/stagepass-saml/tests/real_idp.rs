@@ -190,6 +190,226 @@ async fn attacks_are_refused_without_an_identity() {
     }
 }
 
+fn decoded(form: &SamlPost) -> String {
+    String::from_utf8(STANDARD.decode(&form.saml_response).unwrap()).unwrap()
+}
+
+/// A login whose response the test changes before the browser posts it; returns the message
+/// the popup page carries.
+async fn tampered_login(
+    idp: &SamlTestIdp,
+    client: &TestClient,
+    variant: &str,
+    name_id: &str,
+    tamper: impl FnOnce(String) -> String,
+) -> Value {
+    let redirect = start(client).await;
+    let mut form = idp
+        .login(&redirect, "jane@example.com", Some(name_id), variant)
+        .await
+        .unwrap();
+    form.saml_response = STANDARD.encode(tamper(decoded(&form)));
+    let res = post(client, &form).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    res.popup().expect("a popup page").0
+}
+
+/// Where the (only) assertion starts and ends in a response.
+fn assertion_span(xml: &str) -> (usize, usize) {
+    let start = xml.find("<saml:Assertion").unwrap();
+    let end = xml.rfind("</saml:Assertion>").unwrap() + "</saml:Assertion>".len();
+    (start, end)
+}
+
+/// Removes the first XML signature in `xml`, if there is one.
+fn without_signature(xml: &str) -> String {
+    let Some(start) = xml.find("<ds:Signature").or_else(|| xml.find("<Signature")) else {
+        return xml.to_owned();
+    };
+    let close = if xml[start..].starts_with("<ds:") {
+        "</ds:Signature>"
+    } else {
+        "</Signature>"
+    };
+    let end = start + xml[start..].find(close).unwrap() + close.len();
+    format!("{}{}", &xml[..start], &xml[end..])
+}
+
+/// The attacker's assertion: the signed one without its signature, another id, and the
+/// NameID `admin`.
+fn evil_assertion(signed: &str) -> String {
+    let id_start = signed.find(" ID=\"").unwrap() + 5;
+    let id_end = id_start + signed[id_start..].find('"').unwrap();
+    let evil = format!("{}_evil{}", &signed[..id_start], &signed[id_end..]);
+    without_signature(&evil).replace(">jane</saml:NameID>", ">admin</saml:NameID>")
+}
+
+#[tokio::test]
+async fn signature_wrapping_is_refused() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let client = client(&idp);
+    type Tamper = fn(String) -> String;
+    let cases: [(&str, &str, Tamper); 6] = [
+        ("evil assertion after the signed one", "", |xml| {
+            let (_, end) = assertion_span(&xml);
+            let (start, _) = assertion_span(&xml);
+            let evil = evil_assertion(&xml[start..end]);
+            format!("{}{evil}{}", &xml[..end], &xml[end..])
+        }),
+        ("evil assertion before the signed one", "", |xml| {
+            let (start, end) = assertion_span(&xml);
+            let evil = evil_assertion(&xml[start..end]);
+            format!("{}{evil}{}", &xml[..start], &xml[start..])
+        }),
+        ("signed assertion inside the evil one", "", |xml| {
+            let (start, end) = assertion_span(&xml);
+            let signed = &xml[start..end];
+            let evil = evil_assertion(signed);
+            let close = evil.rfind("</saml:Assertion>").unwrap();
+            let wrapped = format!("{}{signed}{}", &evil[..close], &evil[close..]);
+            format!("{}{wrapped}{}", &xml[..start], &xml[end..])
+        }),
+        ("evil assertion inside the signed one", "", |xml| {
+            let (start, end) = assertion_span(&xml);
+            let signed = &xml[start..end];
+            let evil = evil_assertion(signed);
+            let close = end - "</saml:Assertion>".len();
+            format!("{}{evil}{}", &xml[..close], &xml[close..])
+        }),
+        (
+            "signed response inside an evil one",
+            "response-signed",
+            |xml| {
+                let (start, end) = assertion_span(&xml);
+                let evil = without_signature(&xml)
+                    .replacen(" ID=\"", " ID=\"_evil", 1)
+                    .replace(&xml[start..end], &evil_assertion(&xml[start..end]));
+                let issuer_end = evil.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
+                let inner = xml.trim_start_matches(|c| c != '<');
+                let inner = inner
+                    .strip_prefix("<?xml")
+                    .map_or(inner, |rest| &rest[rest.find("?>").unwrap() + 2..]);
+                format!(
+                    "{}<samlp:Extensions>{inner}</samlp:Extensions>{}",
+                    &evil[..issuer_end],
+                    &evil[issuer_end..]
+                )
+            },
+        ),
+        (
+            "signed response inside an evil one with no assertion",
+            "response-signed",
+            |xml| {
+                let issuer_end = xml.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
+                let status_start = xml.find("<samlp:Status>").unwrap();
+                let status_end = xml.find("</samlp:Status>").unwrap() + "</samlp:Status>".len();
+                let root_end = xml.find('>').unwrap() + 1;
+                let root = xml[..root_end].replacen(" ID=\"", " ID=\"_evil", 1);
+                format!(
+                    "{root}{}<samlp:Extensions>{xml}</samlp:Extensions>{}</samlp:Response>",
+                    &xml[root_end..issuer_end],
+                    &xml[status_start..status_end]
+                )
+            },
+        ),
+    ];
+    for (what, variant, tamper) in cases {
+        let message = tampered_login(&idp, &client, variant, "jane", tamper).await;
+        assert!(message.get("response").is_none(), "{what}: {message}");
+        let error = message["error"]["message"].as_str().unwrap_or_default();
+        assert!(error.starts_with("SAML"), "{what}: {message}");
+        assert!(client.cookie("saml-refresh-token").is_none(), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_comment_in_the_name_id_is_refused() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let client = client(&idp);
+    // The attacker owns `admin@example.com.evil.com` at the IdP; a comment keeps the signature
+    // valid (canonicalization drops it) and would leave `admin@example.com` to a parser that
+    // reads only the first text node.
+    for variant in ["", "response-signed", "both-signed"] {
+        let message = tampered_login(
+            &idp,
+            &client,
+            variant,
+            "admin@example.com.evil.com",
+            |xml| {
+                xml.replace(
+                    ">admin@example.com.evil.com<",
+                    ">admin@example.com<!---->.evil.com<",
+                )
+            },
+        )
+        .await;
+        assert_refused(&message, "comments");
+        assert!(client.cookie("saml-refresh-token").is_none());
+    }
+    // Untouched, the whole value is the NameID.
+    let message = tampered_login(&idp, &client, "", "admin@example.com.evil.com", |xml| xml).await;
+    assert_eq!(
+        message["response"]["backstageIdentity"]["identity"]["userEntityRef"],
+        "user:default/admin@example.com.evil.com",
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn entity_declarations_are_refused() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let client = client(&idp);
+    let laughs = "<!DOCTYPE samlp:Response [<!ENTITY lol \"lol\">\
+        <!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\
+        <!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">\
+        <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">]>";
+    let external = "<!DOCTYPE samlp:Response [<!ENTITY xxe SYSTEM \"file:///etc/hostname\">]>";
+    for (doctype, entity) in [(laughs, "&lol3;"), (external, "&xxe;")] {
+        let message = tampered_login(&idp, &client, "", "jane", |xml| {
+            let xml = xml.trim_start_matches(|c| c != '<').to_owned().replacen(
+                "<?xml version=\"1.0\"?>",
+                "",
+                1,
+            );
+            format!(
+                "{doctype}{}",
+                xml.replace(">jane</saml:NameID>", &format!(">{entity}</saml:NameID>"))
+            )
+        })
+        .await;
+        assert_refused(&message, "DOCTYPE");
+    }
+}
+
+#[tokio::test]
+async fn subject_and_condition_attacks_are_refused() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let client = client(&idp);
+    for (variant, needle) in [
+        ("wrong-recipient", "Recipient"),
+        ("not-yet-valid", "not valid until"),
+        ("no-in-response-to", "InResponseTo"),
+        ("response-signed,wrong-recipient", "Recipient"),
+        ("response-signed,not-yet-valid", "not valid until"),
+        ("response-signed,no-in-response-to", "InResponseTo"),
+    ] {
+        let (message, _) = login(&idp, &client, variant).await;
+        assert_refused(&message, needle);
+        assert!(
+            client.cookie("saml-refresh-token").is_none(),
+            "{variant}: no session"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_response_is_accepted_once() {
     let Some(idp) = SamlTestIdp::start_or_skip().await else {
@@ -359,7 +579,12 @@ async fn oversize_and_garbage_input_is_refused() {
     form.saml_response = "A".repeat(stagepass_saml::DEFAULT_MAX_RESPONSE_BYTES + 4);
     let (message, _) = post(&client, &form).await.popup().unwrap();
     assert_refused(&message, "too large");
-    for garbage in ["%%%not base64%%%", &STANDARD.encode("not xml <")] {
+    for (garbage, needle) in [
+        ("%%%not base64%%%", "not base64-encoded"),
+        (&STANDARD.encode("not xml <") as &str, "not well-formed"),
+        (&STANDARD.encode([0xff, 0xfe, 0x00]), "not base64-encoded"),
+        (&STANDARD.encode("<a>"), "not a SAML 2.0 Response"),
+    ] {
         let redirect = start(&client).await;
         let mut form = idp
             .login(&redirect, "jane@example.com", Some("jane"), "")
@@ -367,8 +592,21 @@ async fn oversize_and_garbage_input_is_refused() {
             .unwrap();
         form.saml_response = garbage.to_owned();
         let (message, _) = post(&client, &form).await.popup().unwrap();
-        assert!(message.get("error").is_some(), "{message}");
+        assert_refused(&message, needle);
     }
+    // 10 MB: refused before it is decoded, by the body limit or the response limit.
+    let redirect = start(&client).await;
+    let mut form = idp
+        .login(&redirect, "jane@example.com", Some("jane"), "")
+        .await
+        .unwrap();
+    form.saml_response = "A".repeat(10 * 1024 * 1024);
+    let res = post(&client, &form).await;
+    match res.popup() {
+        Some((message, _)) => assert_refused(&message, "too large"),
+        None => assert_eq!(res.status, 413, "{}", res.text()),
+    }
+    assert!(client.cookie("saml-refresh-token").is_none());
 }
 
 #[test]

@@ -13,6 +13,9 @@
 //   other-key                      signed by another key, whose certificate is in KeyInfo
 //   wrong-audience | wrong-destination | wrong-issuer | wrong-in-response-to
 //   expired                        issued 10 minutes ago, conditions over 5 minutes ago
+//   not-yet-valid                  conditions start in 10 minutes
+//   wrong-recipient                SubjectConfirmationData Recipient is another URL
+//   no-in-response-to              no InResponseTo anywhere (as an IdP-initiated response)
 //   responder                      StatusCode urn:…:status:Responder
 //   sha1                           RSA-SHA1 signature
 //   doctype                        a DOCTYPE with an entity before the root element
@@ -107,14 +110,16 @@ function values(request, spEntityId, acs, email, nameId, variants) {
     Destination: variants.has('wrong-destination') ? 'https://evil.example.com/acs' : acs,
     Audience: variants.has('wrong-audience') ? 'https://evil.example.com/sp' : spEntityId,
     EntityID: spEntityId,
-    SubjectRecipient: acs,
+    SubjectRecipient: variants.has('wrong-recipient') ? 'https://evil.example.com/acs' : acs,
     Issuer: variants.has('wrong-issuer') ? 'https://evil.example.com/idp' : entityId,
     IssueInstant: now.toISOString(),
     AssertionConsumerServiceURL: acs,
     StatusCode: variants.has('responder')
       ? 'urn:oasis:names:tc:SAML:2.0:status:Responder'
       : 'urn:oasis:names:tc:SAML:2.0:status:Success',
-    ConditionsNotBefore: now.toISOString(),
+    ConditionsNotBefore: variants.has('not-yet-valid')
+      ? new Date(now.getTime() + 10 * 60_000).toISOString()
+      : now.toISOString(),
     ConditionsNotOnOrAfter: later.toISOString(),
     SubjectConfirmationDataNotOnOrAfter: later.toISOString(),
     NameIDFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
@@ -145,9 +150,12 @@ async function sso(query) {
   const relayState = query.get('RelayState') ?? '';
   const tvalue = values(request, request.issuer, request.acs, email, query.get('nameId') ?? email, variants);
   // replaceTagsByValue escapes values: the two statements are XML, so they go in first.
-  const template = samlify.SamlLib.defaultLoginResponseTemplate.context
+  let template = samlify.SamlLib.defaultLoginResponseTemplate.context
     .replace('{AuthnStatement}', tvalue.AuthnStatement)
     .replace('{AttributeStatement}', tvalue.AttributeStatement);
+  if (variants.has('no-in-response-to')) {
+    template = template.replaceAll(' InResponseTo="{InResponseTo}"', '');
+  }
   let encoded;
   if (variants.has('unsigned')) {
     encoded = Buffer.from(samlify.SamlLib.replaceTagsByValue(template, tvalue)).toString('base64');
