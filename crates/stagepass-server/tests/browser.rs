@@ -3,14 +3,17 @@
 //! guest, and with generic OIDC through the popup against the real `oidc-provider` (typing into
 //! its login and consent forms) — and through the redirect flow, restores the session after a
 //! reload, keeps two tabs signed in while both refresh, signs out, and shows errors in words.
+//! The cookies' attributes are read back from the browser, over http and over https (the
+//! server with a test certificate whose key Chromium is told to trust).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`cargo xtask ci` installs them). Without them
 //! a test prints `skipping: …` and passes, except under CI (`CI` set), where it fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::fmt::Display;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +23,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use stagepass_testkit::OidcTestProvider;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stagepass-server");
+use common::{BIN, TestCertificate, free_port};
 
 /// How long any one wait may take: Chromium's first start on a busy CI machine is slow.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,14 +45,6 @@ const CHROMIUM_FLAGS: &[&str] = &[
 
 const INSTALL_HINT: &str = "install Debian's `chromium` and `chromium-driver` \
      (`apt-get install -y chromium chromium-driver`; `cargo xtask ci` does it)";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -85,7 +80,8 @@ impl Drop for Guard {
     }
 }
 
-/// A `stagepass-server` process on `http://localhost:<port>`, serving the sign-in page.
+/// A `stagepass-server` process on `http://localhost:<port>` (or `https://` with a test
+/// certificate), serving the sign-in page.
 struct Server {
     _guard: Guard,
     _dir: tempfile::TempDir,
@@ -93,14 +89,29 @@ struct Server {
     port: u16,
 }
 
-/// Starts the server with `providers` (YAML under `auth.providers`, indented by four spaces)
-/// and waits until it is ready.
+/// Starts the server over plain HTTP with `providers` (YAML under `auth.providers`, indented by
+/// four spaces) and waits until it is ready.
 async fn start_server(providers: &str) -> Server {
+    start_server_with(providers, None).await
+}
+
+/// Starts the server with `providers`, over TLS with `tls` when given, and waits until it is
+/// ready.
+async fn start_server_with(providers: &str, tls: Option<&TestCertificate>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let origin = format!("http://localhost:{port}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let origin = format!("{scheme}://localhost:{port}");
+    let https = match tls {
+        Some(certificate) => {
+            std::fs::write(dir.path().join("server.crt"), &certificate.cert_pem).unwrap();
+            std::fs::write(dir.path().join("server.key"), &certificate.key_pem).unwrap();
+            "  https:\n    certificate:\n      cert: {$file: server.crt}\n      key: {$file: server.key}\n"
+        }
+        None => "",
+    };
     let config = format!(
-        "app:\n  baseUrl: {origin}\nbackend:\n  baseUrl: {origin}\n  listen: {{host: 127.0.0.1, port: {port}}}\n  database: {{client: better-sqlite3, connection: ':memory:'}}\nauth:\n  session:\n    secret: browser-test-secret\n  providers:\n{providers}"
+        "app:\n  baseUrl: {origin}\nbackend:\n  baseUrl: {origin}\n  listen: {{host: 127.0.0.1, port: {port}}}\n{https}  database: {{client: better-sqlite3, connection: ':memory:'}}\nauth:\n  session:\n    secret: browser-test-secret\n  providers:\n{providers}"
     );
     let path = dir.path().join("app-config.yaml");
     std::fs::write(&path, config).unwrap();
@@ -116,13 +127,19 @@ async fn start_server(providers: &str) -> Server {
         child,
         group: false,
     };
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut client = reqwest::Client::builder()
+        .no_proxy()
+        .resolve("localhost", ([127, 0, 0, 1], port).into());
+    if let Some(certificate) = tls {
+        client = client.add_root_certificate(
+            reqwest::Certificate::from_pem(certificate.ca_pem.as_bytes()).unwrap(),
+        );
+    }
+    let client = client.build().unwrap();
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let ready = client
-            .get(format!(
-                "http://127.0.0.1:{port}/.backstage/health/v1/readiness"
-            ))
+            .get(format!("{origin}/.backstage/health/v1/readiness"))
             .send()
             .await;
         if ready.is_ok_and(|r| r.status() == 200) {
@@ -157,6 +174,11 @@ impl Browser {
     ///
     /// When they are missing under CI, or do not start.
     async fn start_or_skip() -> Option<Self> {
+        Self::start_or_skip_with(&[]).await
+    }
+
+    /// [`Browser::start_or_skip`] with extra Chromium flags.
+    async fn start_or_skip_with(extra_flags: &[String]) -> Option<Self> {
         let driver = find_executable(&["chromedriver"]);
         let chromium = find_executable(&["chromium", "chromium-browser"]);
         let (Some(driver), Some(chromium)) = (driver, chromium) else {
@@ -167,10 +189,10 @@ impl Browser {
             eprintln!("skipping: this test needs Chromium and chromedriver: {INSTALL_HINT}");
             return None;
         };
-        Some(Self::start(&driver, &chromium).await)
+        Some(Self::start(&driver, &chromium, extra_flags).await)
     }
 
-    async fn start(driver: &Path, chromium: &Path) -> Self {
+    async fn start(driver: &Path, chromium: &Path, extra_flags: &[String]) -> Self {
         let started = Instant::now();
         let port = free_port();
         let child = {
@@ -210,6 +232,7 @@ impl Browser {
         let profile = tempfile::tempdir().unwrap();
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| (*f).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend(extra_flags.iter().cloned());
         let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -452,6 +475,19 @@ impl Browser {
             return (false, true);
         }
         (false, false)
+    }
+
+    /// The cookies the browser would send to `url`, as WebDriver reports them (HttpOnly ones
+    /// included), by name. Opens `url` to read them; it should answer without side effects.
+    async fn cookies_at(&self, url: &str) -> Vec<fantoccini::cookies::Cookie<'static>> {
+        self.goto(url).await;
+        match self.client.get_all_cookies().await {
+            Ok(cookies) => cookies,
+            Err(e) => {
+                self.fail(format_args!("could not read the cookies: {e}"))
+                    .await
+            }
+        }
     }
 
     /// The current URL, or an empty string while there is none.
@@ -958,4 +994,87 @@ async fn a_disallowed_origin_shows_where_to_sign_in() {
     browser.wait_hidden("#session").await;
     browser.close().await;
     eprintln!("disallowed origin test took {:?}", started.elapsed());
+}
+
+/// A cookie's attributes as one comparable line: `name path=… secure=… httpOnly=… sameSite=…`.
+fn cookie_line(cookie: &fantoccini::cookies::Cookie<'_>) -> String {
+    format!(
+        "{} path={} secure={} httpOnly={} sameSite={}",
+        cookie.name(),
+        cookie.path().unwrap_or("-"),
+        cookie.secure().unwrap_or(false),
+        cookie.http_only().unwrap_or(false),
+        cookie
+            .same_site()
+            .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+    )
+}
+
+#[tokio::test]
+async fn cookie_attributes_in_the_browser_over_http_and_https() {
+    let started = Instant::now();
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    let certificate = TestCertificate::generate();
+    // Chromium trusts the test server's key and nothing else it would otherwise refuse.
+    let trust = format!(
+        "--ignore-certificate-errors-spki-list={}",
+        certificate.spki_sha256
+    );
+    let Some(browser) = Browser::start_or_skip_with(&[trust]).await else {
+        return;
+    };
+    for tls in [None, Some(&certificate)] {
+        let secure = tls.is_some();
+        let server = start_server_with(&oidc_provider("oidc", &idp, None), tls).await;
+        browser.client.delete_all_cookies().await.unwrap();
+        let page = format!("{}/", server.origin);
+        browser.goto(&page).await;
+        let main = browser.client.window().await.unwrap();
+        browser.click("button[data-provider=oidc]").await;
+        browser.sign_in_at_idp(&main, "grace").await;
+        browser
+            .wait_text("#session-user", "user:default/grace")
+            .await;
+        // A refresh from the page carries the cookie back.
+        let (status, body) = browser.fetch_refresh("oidc").await;
+        assert_eq!(status, 200, "{}: {body}", server.origin);
+
+        // Read them where they are sent: under the provider's handler path (a route that does
+        // not exist, so reading changes nothing).
+        let cookies = browser
+            .cookies_at(&format!("{}/api/auth/oidc/handler/cookies", server.origin))
+            .await;
+        let lines: Vec<String> = cookies.iter().map(cookie_line).collect();
+        // The app and the backend are one host: Lax is enough, and Secure follows the scheme.
+        for expected in [
+            format!(
+                "oidc-refresh-token path=/api/auth/oidc secure={secure} httpOnly=true sameSite=Lax"
+            ),
+            format!(
+                "oidc-nonce path=/api/auth/oidc/handler secure={secure} httpOnly=true sameSite=Lax"
+            ),
+        ] {
+            assert!(
+                lines.contains(&expected),
+                "{}: expected {expected:?} among {lines:#?}",
+                server.origin
+            );
+        }
+        // The page itself sees none of them.
+        browser.goto(&page).await;
+        browser
+            .wait_text("#session-user", "user:default/grace")
+            .await;
+        let visible = browser
+            .client
+            .execute("return document.cookie;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(visible, json!(""), "{}", server.origin);
+        eprintln!("{}: {lines:?}", server.origin);
+    }
+    browser.close().await;
+    eprintln!("cookie attributes test took {:?}", started.elapsed());
 }

@@ -12,8 +12,9 @@
 //   --redirect-uri URI        [OIDC_REDIRECT_URIS]  a redirect URI both clients accept; repeat the
 //                                                   option, or separate with spaces or commas in the
 //                                                   variable. Without any, both clients accept every
-//                                                   http://127.0.0.1:*, http://localhost:* and
-//                                                   http://[::1]:* redirect and post-logout URI.
+//                                                   http(s)://127.0.0.1:*, http(s)://localhost:*
+//                                                   and http(s)://[::1]:* redirect and post-logout
+//                                                   URI.
 //   --client-id ID            [OIDC_CLIENT_ID]      client_secret_basic client (stagepass-basic)
 //   --client-secret S         [OIDC_CLIENT_SECRET]  its secret (stagepass-basic-secret)
 //   --post-client-id ID       [OIDC_POST_CLIENT_ID]     client_secret_post client (stagepass-post)
@@ -97,7 +98,7 @@ function isLoopbackUrl(value) {
   } catch {
     return false;
   }
-  return url.protocol === 'http:'
+  return (url.protocol === 'http:' || url.protocol === 'https:')
     && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)
     && url.username === '' && url.password === '' && url.hash === '';
 }
