@@ -153,6 +153,12 @@ pub enum ResponseError {
     /// Neither the Response nor the assertion is signed.
     #[error("SAML response or assertion must be signed")]
     Unsigned,
+    /// The Response is not signed and `wantAuthnResponseSigned` is on.
+    #[error("SAML response must be signed (wantAuthnResponseSigned)")]
+    ResponseUnsigned,
+    /// The assertion is not signed and `wantAssertionsSigned` is on.
+    #[error("SAML assertion must be signed (wantAssertionsSigned)")]
+    AssertionUnsigned,
     /// Not exactly one assertion.
     #[error("SAML response must hold exactly one assertion, found {0}")]
     AssertionCount(usize),
@@ -209,6 +215,8 @@ pub struct SamlProviderBuilder {
     accepted_clock_skew: Duration,
     max_response_bytes: Option<usize>,
     replay_store: Option<Arc<dyn EphemeralStore>>,
+    want_response_unsigned_ok: bool,
+    want_assertion_unsigned_ok: bool,
 }
 
 impl std::fmt::Debug for SamlProviderBuilder {
@@ -271,6 +279,22 @@ impl SamlProviderBuilder {
     /// (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = Some(bytes);
+        self
+    }
+
+    /// `wantAuthnResponseSigned` (default `true`): the Response itself must carry a valid
+    /// signature by a configured certificate. Set `false` for identity providers that sign only
+    /// the assertion.
+    pub fn want_authn_response_signed(mut self, want: bool) -> Self {
+        self.want_response_unsigned_ok = !want;
+        self
+    }
+
+    /// `wantAssertionsSigned` (default `true`): the assertion must carry a valid signature by a
+    /// configured certificate. Set `false` for identity providers that sign only the Response.
+    /// Whatever the two settings, at least one of the Response and the assertion must be signed.
+    pub fn want_assertions_signed(mut self, want: bool) -> Self {
+        self.want_assertion_unsigned_ok = !want;
         self
     }
 
@@ -342,6 +366,8 @@ impl SamlProviderBuilder {
             max_response_bytes: self
                 .max_response_bytes
                 .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            want_response_signed: !self.want_response_unsigned_ok,
+            want_assertion_signed: !self.want_assertion_unsigned_ok,
             replay_store: self
                 .replay_store
                 .unwrap_or_else(|| Arc::new(MemoryEphemeralStore::new())),
@@ -372,6 +398,10 @@ pub struct SamlProvider {
     idp_metadata: EntityDescriptor,
     clock_skew: chrono::Duration,
     max_response_bytes: usize,
+    /// `wantAuthnResponseSigned`.
+    want_response_signed: bool,
+    /// `wantAssertionsSigned`.
+    want_assertion_signed: bool,
     /// Where assertion ids are claimed once.
     replay_store: Arc<dyn EphemeralStore>,
 }
@@ -440,6 +470,14 @@ impl SamlProvider {
         let outline = inspect::inspect(&xml)?;
         if !outline.response_signed && !outline.assertion_signed {
             return Err(ResponseError::Unsigned);
+        }
+        // Each signature present is verified by samael below (one that does not verify refuses
+        // the whole document), so a signature here is a valid one by a configured certificate.
+        if self.want_response_signed && !outline.response_signed {
+            return Err(ResponseError::ResponseUnsigned);
+        }
+        if self.want_assertion_signed && !outline.assertion_signed {
+            return Err(ResponseError::AssertionUnsigned);
         }
         if outline
             .destination

@@ -32,14 +32,35 @@ fn provider(idp: &SamlTestIdp, cert: &str) -> SamlProvider {
         .unwrap()
 }
 
-fn client(idp: &SamlTestIdp) -> TestClient {
+fn backend_for(provider: SamlProvider) -> TestClient {
     backend(
         "saml",
-        Arc::new(provider(idp, idp.cert())),
+        Arc::new(provider),
         Some(Arc::new(name_id_matching_user_entity_name(
             MissingUser::DangerouslyAllow,
         ))),
     )
+}
+
+/// A provider that wants exactly what the IdP's `variant` signs: the assertion by default, the
+/// Response with `response-signed`, both with `both-signed`.
+fn provider_for(idp: &SamlTestIdp, variant: &str) -> SamlProvider {
+    let response = variant.contains("response-signed") || variant.contains("both-signed");
+    let assertion = !variant.contains("response-signed");
+    SamlProvider::builder()
+        .entry_point(idp.sso_url().clone())
+        .issuer(SP_ENTITY_ID)
+        .idp_issuer(idp.entity_id())
+        .cert(idp.cert())
+        .want_authn_response_signed(response)
+        .want_assertions_signed(assertion)
+        .build()
+        .unwrap()
+}
+
+/// The backend with a provider that wants what the IdP signs by default: the assertion only.
+fn client(idp: &SamlTestIdp) -> TestClient {
+    backend_for(provider_for(idp, ""))
 }
 
 /// `/start` in popup mode; returns the redirect to the IdP.
@@ -112,12 +133,48 @@ async fn signs_in_against_samlify_with_each_signing_mode() {
     let Some(idp) = SamlTestIdp::start_or_skip().await else {
         return;
     };
-    let client = client(&idp);
     for variant in ["", "response-signed", "both-signed"] {
+        let client = backend_for(provider_for(&idp, variant));
         let (message, _) = login(&idp, &client, variant).await;
         assert_signed_in(&message);
         assert_eq!(message["response"]["providerInfo"], serde_json::json!({}));
     }
+}
+
+#[tokio::test]
+async fn by_default_both_the_response_and_the_assertion_must_be_signed() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let client = backend_for(provider(&idp, idp.cert()));
+    let (message, _) = login(&idp, &client, "both-signed").await;
+    assert_signed_in(&message);
+    for (variant, needle) in [
+        ("", "SAML response must be signed (wantAuthnResponseSigned)"),
+        (
+            "response-signed",
+            "SAML assertion must be signed (wantAssertionsSigned)",
+        ),
+        ("unsigned", "must be signed"),
+        ("both-signed,other-key", "must be signed"),
+    ] {
+        let (message, _) = login(&idp, &client, variant).await;
+        assert_refused(&message, needle);
+        assert!(client.cookie("saml-refresh-token").is_none(), "{variant}");
+    }
+    // Wanting neither still needs one of the two signed.
+    let lenient = SamlProvider::builder()
+        .entry_point(idp.sso_url().clone())
+        .issuer(SP_ENTITY_ID)
+        .idp_issuer(idp.entity_id())
+        .cert(idp.cert())
+        .want_authn_response_signed(false)
+        .want_assertions_signed(false)
+        .build()
+        .unwrap();
+    let client = backend_for(lenient);
+    let (message, _) = login(&idp, &client, "unsigned").await;
+    assert_refused(&message, "SAML response or assertion must be signed");
 }
 
 #[tokio::test]
@@ -249,7 +306,6 @@ async fn signature_wrapping_is_refused() {
     let Some(idp) = SamlTestIdp::start_or_skip().await else {
         return;
     };
-    let client = client(&idp);
     type Tamper = fn(String) -> String;
     let cases: [(&str, &str, Tamper); 6] = [
         ("evil assertion after the signed one", "", |xml| {
@@ -316,6 +372,7 @@ async fn signature_wrapping_is_refused() {
         ),
     ];
     for (what, variant, tamper) in cases {
+        let client = backend_for(provider_for(&idp, variant));
         let message = tampered_login(&idp, &client, variant, "jane", tamper).await;
         assert!(message.get("response").is_none(), "{what}: {message}");
         let error = message["error"]["message"].as_str().unwrap_or_default();
@@ -329,11 +386,11 @@ async fn a_comment_in_the_name_id_is_refused() {
     let Some(idp) = SamlTestIdp::start_or_skip().await else {
         return;
     };
-    let client = client(&idp);
     // The attacker owns `admin@example.com.evil.com` at the IdP; a comment keeps the signature
     // valid (canonicalization drops it) and would leave `admin@example.com` to a parser that
     // reads only the first text node.
     for variant in ["", "response-signed", "both-signed"] {
+        let client = backend_for(provider_for(&idp, variant));
         let message = tampered_login(
             &idp,
             &client,
@@ -351,6 +408,7 @@ async fn a_comment_in_the_name_id_is_refused() {
         assert!(client.cookie("saml-refresh-token").is_none());
     }
     // Untouched, the whole value is the NameID.
+    let client = client(&idp);
     let message = tampered_login(&idp, &client, "", "admin@example.com.evil.com", |xml| xml).await;
     assert_eq!(
         message["response"]["backstageIdentity"]["identity"]["userEntityRef"],
@@ -392,7 +450,6 @@ async fn subject_and_condition_attacks_are_refused() {
     let Some(idp) = SamlTestIdp::start_or_skip().await else {
         return;
     };
-    let client = client(&idp);
     for (variant, needle) in [
         ("wrong-recipient", "Recipient"),
         ("not-yet-valid", "not valid until"),
@@ -401,6 +458,7 @@ async fn subject_and_condition_attacks_are_refused() {
         ("response-signed,not-yet-valid", "not valid until"),
         ("response-signed,no-in-response-to", "InResponseTo"),
     ] {
+        let client = backend_for(provider_for(&idp, variant));
         let (message, _) = login(&idp, &client, variant).await;
         assert_refused(&message, needle);
         assert!(
@@ -482,7 +540,7 @@ async fn the_replay_cache_refuses_an_assertion_seen_before() {
         return;
     };
     // The strategy itself, so that the same request id and response can be offered twice.
-    let provider = provider(&idp, idp.cert());
+    let provider = provider_for(&idp, "");
     let (flow, params) = strategy_login(&idp, &provider, "").await;
     let first = authenticate(&provider, &params, Some(&flow)).await.unwrap();
     assert_eq!(first.attributes["nameID"], "jane");
@@ -501,6 +559,7 @@ fn provider_with_store(idp: &SamlTestIdp, store: Arc<dyn EphemeralStore>) -> Sam
         .issuer(SP_ENTITY_ID)
         .idp_issuer(idp.entity_id())
         .cert(idp.cert())
+        .want_authn_response_signed(false)
         .replay_store(store)
         .build()
         .unwrap()

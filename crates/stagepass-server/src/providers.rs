@@ -595,6 +595,8 @@ impl ProviderKind for SamlKind {
             "audience",
             "identifierFormat",
             "acceptedClockSkewMs",
+            "wantAuthnResponseSigned",
+            "wantAssertionsSigned",
         ]
     }
 
@@ -616,6 +618,12 @@ impl ProviderKind for SamlKind {
         }
         if let Some(skew) = r.optional_integer("acceptedClockSkewMs", 0, 86_400_000)? {
             builder = builder.accepted_clock_skew(std::time::Duration::from_millis(skew as u64));
+        }
+        if let Some(want) = r.optional_bool("wantAuthnResponseSigned")? {
+            builder = builder.want_authn_response_signed(want);
+        }
+        if let Some(want) = r.optional_bool("wantAssertionsSigned")? {
+            builder = builder.want_assertions_signed(want);
         }
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }

@@ -252,6 +252,7 @@ async fn catalog_users_sign_in_with_their_groups() {
 
 /// SAML configured as Backstage does (keys directly under `auth.providers.saml`), signing in
 /// against the samlify IdP: the IdP's form is posted to `/handler/frame` like a browser would.
+/// The IdP signs only the assertion, so the config says the Response need not be signed.
 #[cfg(feature = "saml")]
 #[tokio::test]
 async fn saml_signs_in_with_backstage_style_config() {
@@ -268,7 +269,7 @@ async fn saml_signs_in_with_backstage_style_config() {
         .map(|l| format!("\n          {l}"))
         .collect();
     let providers = format!(
-        "    saml:\n      entryPoint: {}\n      issuer: https://backstage.example.com/saml-sp\n      idpIssuer: {}\n      cert: |{cert}\n      signIn:\n        resolvers:\n          - resolver: nameIdMatchingUserEntityName\n            dangerouslyAllowSignInWithoutUserInCatalog: true\n",
+        "    saml:\n      entryPoint: {}\n      issuer: https://backstage.example.com/saml-sp\n      idpIssuer: {}\n      wantAuthnResponseSigned: false\n      cert: |{cert}\n      signIn:\n        resolvers:\n          - resolver: nameIdMatchingUserEntityName\n            dangerouslyAllowSignInWithoutUserInCatalog: true\n",
         idp.sso_url(),
         idp.entity_id()
     );
