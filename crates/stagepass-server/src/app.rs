@@ -11,7 +11,7 @@ use stagepass::identity::{
     Algorithm, MemoryKeyStore, PostgresDatabase, PostgresOptions, SqliteDatabase, StaticKey,
     StaticKeyStore, TokenFactory, UserInfoStore,
 };
-use stagepass::{EntityRef, KeyStore, SessionSecret};
+use stagepass::{EntityRef, EphemeralStore, KeyStore, SessionSecret};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::{
@@ -26,56 +26,75 @@ pub(crate) struct App {
     pub(crate) backend: AuthBackend,
 }
 
+/// The stores on `backend.database`.
+struct Stores {
+    /// The key store, when `auth.keyStore.provider` is `database`.
+    key_store: Option<Arc<dyn KeyStore>>,
+    user_info: Arc<dyn UserInfoStore>,
+    /// On the same database as the keys, so that replicas sharing keys also share refresh
+    /// hand-offs.
+    ephemeral: Arc<dyn EphemeralStore>,
+}
+
+/// Opens `backend.database` and its stores.
+async fn open_stores(config: &ServerConfig) -> anyhow::Result<Stores> {
+    let database_keys = matches!(config.auth.key_store, KeyStoreConfig::Database);
+    Ok(match &config.backend.database {
+        DatabaseConfig::Sqlite(location) => {
+            let path = match location {
+                SqliteLocation::Memory => std::path::PathBuf::from(":memory:"),
+                SqliteLocation::File(path) => path.clone(),
+            };
+            let db = SqliteDatabase::connect(&path)
+                .await
+                .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+            Stores {
+                key_store: database_keys.then(|| Arc::new(db.key_store()) as Arc<dyn KeyStore>),
+                user_info: Arc::new(db.user_info_store()),
+                ephemeral: Arc::new(db.ephemeral_store()),
+            }
+        }
+        DatabaseConfig::Postgres(pg) => {
+            let mut options = match &pg.url {
+                Some(url) => PostgresOptions::from_url(url.expose())
+                    .map_err(|e| anyhow::anyhow!("backend.database.connection: {e}"))?,
+                None => PostgresOptions::new(),
+            };
+            if let Some(host) = &pg.host {
+                options = options.host(host);
+            }
+            if let Some(port) = pg.port {
+                options = options.port(port);
+            }
+            if let Some(user) = &pg.user {
+                options = options.user(user);
+            }
+            if let Some(password) = &pg.password {
+                options = options.password(password.expose());
+            }
+            let options = options
+                .database(&pg.database)
+                .create_database_if_missing(true);
+            let db = PostgresDatabase::connect_with(options)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("opening the PostgreSQL database {}", pg.database))?;
+            Stores {
+                key_store: database_keys.then(|| Arc::new(db.key_store()) as Arc<dyn KeyStore>),
+                user_info: Arc::new(db.user_info_store()),
+                ephemeral: Arc::new(db.ephemeral_store()),
+            }
+        }
+    })
+}
+
 /// Builds the server. Every configuration problem is reported with its file and key.
 pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
-    let (key_store, user_info): (Option<Arc<dyn KeyStore>>, Arc<dyn UserInfoStore>) =
-        match &config.backend.database {
-            DatabaseConfig::Sqlite(location) => {
-                let path = match location {
-                    SqliteLocation::Memory => std::path::PathBuf::from(":memory:"),
-                    SqliteLocation::File(path) => path.clone(),
-                };
-                let db = SqliteDatabase::connect(&path)
-                    .await
-                    .with_context(|| format!("opening the SQLite database {}", path.display()))?;
-                let key_store: Option<Arc<dyn KeyStore>> = match config.auth.key_store {
-                    KeyStoreConfig::Database => Some(Arc::new(db.key_store())),
-                    _ => None,
-                };
-                (key_store, Arc::new(db.user_info_store()))
-            }
-            DatabaseConfig::Postgres(pg) => {
-                let mut options = match &pg.url {
-                    Some(url) => PostgresOptions::from_url(url.expose())
-                        .map_err(|e| anyhow::anyhow!("backend.database.connection: {e}"))?,
-                    None => PostgresOptions::new(),
-                };
-                if let Some(host) = &pg.host {
-                    options = options.host(host);
-                }
-                if let Some(port) = pg.port {
-                    options = options.port(port);
-                }
-                if let Some(user) = &pg.user {
-                    options = options.user(user);
-                }
-                if let Some(password) = &pg.password {
-                    options = options.password(password.expose());
-                }
-                let options = options
-                    .database(&pg.database)
-                    .create_database_if_missing(true);
-                let db = PostgresDatabase::connect_with(options)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))
-                    .with_context(|| format!("opening the PostgreSQL database {}", pg.database))?;
-                let key_store: Option<Arc<dyn KeyStore>> = match config.auth.key_store {
-                    KeyStoreConfig::Database => Some(Arc::new(db.key_store())),
-                    _ => None,
-                };
-                (key_store, Arc::new(db.user_info_store()))
-            }
-        };
+    let Stores {
+        key_store,
+        user_info,
+        ephemeral,
+    } = open_stores(config).await?;
     let algorithm: Algorithm =
         config
             .auth
@@ -152,6 +171,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         .backend_base_url(config.backend.base_url.clone())
         .token_issuer(issuer.clone())
         .user_info_store(user_info)
+        .ephemeral_store(ephemeral)
         .session_secret(session_secret)
         .extra_allowed_origins(extra_origins);
     if let Some(directory) = directory {

@@ -1,6 +1,6 @@
 //! Two `stagepass-server` processes on one PostgreSQL database, as replicas behind a load
-//! balancer: a token issued by one verifies at the other, both publish the same keys, and
-//! tokens survive a restart. The database server is the ephemeral cluster `cargo xtask ci`
+//! balancer: a token issued by one verifies at the other, both publish the same keys, tokens
+//! survive a restart, and a session refreshed at both at once is refreshed once upstream. The database server is the ephemeral cluster `cargo xtask ci`
 //! starts and names in `STAGEPASS_TEST_POSTGRES_URL`; each test uses a database of its own,
 //! which the server creates (as Backstage does).
 //!
@@ -20,10 +20,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{ServerProcess, free_port, http};
 use serde_json::Value;
+use stagepass::SessionSecret;
+use stagepass::http::crypto::CookieCipher;
 use stagepass_identity::JwksVerifier;
+use stagepass_testkit::GithubFixture;
+use stagepass_testkit::github::GithubAppKind;
 
 /// The variable naming the test cluster.
 const URL_VAR: &str = "STAGEPASS_TEST_POSTGRES_URL";
+
+/// The `auth.session.secret` the replicas share.
+const SESSION_SECRET: &str = "test-secret";
 
 /// The URL of a database of this test's own on the test cluster (created by the server), or
 /// `None` (after saying so) when there is no test cluster outside CI.
@@ -62,8 +69,13 @@ struct Replica {
 
 impl Replica {
     fn start(dir: &Path, database_url: &str) -> Self {
+        Self::start_with(dir, database_url, GUEST)
+    }
+
+    /// A replica serving `providers` (the YAML under `auth.providers`, indented by four).
+    fn start_with(dir: &Path, database_url: &str, providers: &str) -> Self {
         let port = free_port();
-        let config = write_config(dir, port, database_url);
+        let config = write_config(dir, port, database_url, providers);
         Self {
             server: ServerProcess::start(&config, dir, port, &[]),
             port,
@@ -111,10 +123,13 @@ impl Replica {
     }
 }
 
-fn write_config(dir: &Path, port: u16, database_url: &str) -> PathBuf {
+/// The guest provider, under `auth.providers`.
+const GUEST: &str = "    guest: {}\n";
+
+fn write_config(dir: &Path, port: u16, database_url: &str, providers: &str) -> PathBuf {
     let path = dir.join(format!("app-config.{port}.yaml"));
     let body = format!(
-        "app:\n  baseUrl: http://localhost:3000\nbackend:\n  baseUrl: http://127.0.0.1:{port}\n  listen:\n    host: 127.0.0.1\n    port: {port}\n  database:\n    client: pg\n    connection: {database_url}\nauth:\n  session:\n    secret: test-secret\n  backstageTokenExpiration: {{ minutes: 10 }}\n  providers:\n    guest: {{}}\n"
+        "app:\n  baseUrl: http://localhost:3000\nbackend:\n  baseUrl: http://127.0.0.1:{port}\n  listen:\n    host: 127.0.0.1\n    port: {port}\n  database:\n    client: pg\n    connection: {database_url}\nauth:\n  session:\n    secret: {SESSION_SECRET}\n  backstageTokenExpiration: {{ minutes: 10 }}\n  providers:\n{providers}"
     );
     std::fs::write(&path, body).unwrap();
     path
@@ -196,4 +211,112 @@ fn tokens_survive_a_restart_on_postgres() {
         status, 200,
         "a token of the first run still verifies: {body}"
     );
+}
+
+/// Signs a user in at `replica` through the GitHub fixture; returns the sealed refresh cookie.
+async fn github_login(replica: &Replica, fixture: &GithubFixture) -> String {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}/api/auth/github", replica.port);
+    let start = client
+        .get(format!(
+            "{base}/start?env=development&origin=http://localhost:3000&flow=popup&scope="
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let location = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    let callback = fixture.authorize(&location, "octocat");
+    let frame = client.get(callback.as_str()).send().await.unwrap();
+    assert_eq!(frame.status(), 200);
+    refresh_cookie(frame.headers()).expect("the login sets a refresh cookie")
+}
+
+/// The value the response's `Set-Cookie` gives the GitHub refresh cookie.
+fn refresh_cookie(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|c| !c.contains("Max-Age=0"))
+        .find_map(|c| c.strip_prefix("github-refresh-token="))
+        .and_then(|rest| rest.split(';').next())
+        .map(str::to_owned)
+}
+
+/// Two replicas, a GitHub App whose refresh tokens rotate on every use, and one session
+/// refreshed at both replicas at once (tabs behind a load balancer): every refresh succeeds,
+/// GitHub sees one, and every response stores the token that refresh produced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_refreshing_one_session_together_refresh_it_once() {
+    let Some(url) = database_url("replicas_refreshing_one_session_together_refresh_it_once") else {
+        return;
+    };
+    let fixture = GithubFixture::builder()
+        .app(GithubAppKind::GithubApp)
+        .enterprise("/ghe")
+        .start()
+        .await
+        .unwrap();
+    let providers = format!(
+        "    github:\n      development:\n        clientId: {}\n        clientSecret: {}\n        enterpriseInstanceUrl: {}\n        signIn:\n          resolvers:\n            - resolver: usernameMatchingUserEntityName\n              dangerouslyAllowSignInWithoutUserInCatalog: true\n",
+        fixture.client_id(),
+        fixture.client_secret(),
+        fixture.web_base_url(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = tokio::task::block_in_place(|| {
+        (
+            Replica::start_with(dir.path(), &url, &providers),
+            Replica::start_with(dir.path(), &url, &providers),
+        )
+    });
+    let cookie = github_login(&a, &fixture).await;
+    let refreshes_before = refresh_grants(&fixture);
+
+    let client = reqwest::Client::new();
+    let mut requests = tokio::task::JoinSet::new();
+    for port in [a.port, b.port, a.port, b.port, a.port, b.port] {
+        let request = client
+            .get(format!(
+                "http://127.0.0.1:{port}/api/auth/github/refresh?env=development"
+            ))
+            .header("X-Requested-With", "XMLHttpRequest")
+            .header("Cookie", format!("github-refresh-token={cookie}"));
+        requests.spawn(async move { request.send().await.unwrap() });
+    }
+    let cipher = CookieCipher::from_secret(&SessionSecret::new(SESSION_SECRET));
+    let mut tokens = Vec::new();
+    for response in requests.join_all().await {
+        let stored = refresh_cookie(response.headers());
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["backstageIdentity"]["identity"]["userEntityRef"],
+            "user:default/octocat"
+        );
+        let sealed = stored.expect("every response stores the rotated token");
+        tokens.push(
+            cipher
+                .open("refresh-token:github:development", &sealed)
+                .unwrap(),
+        );
+    }
+    assert_eq!(refresh_grants(&fixture) - refreshes_before, 1);
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+    assert!(fixture.is_refresh_token_valid(&tokens[0]));
+}
+
+/// How many refresh grants GitHub has seen.
+fn refresh_grants(fixture: &GithubFixture) -> usize {
+    fixture
+        .token_requests()
+        .iter()
+        .filter(|r| r.grant_type == "refresh_token")
+        .count()
 }
