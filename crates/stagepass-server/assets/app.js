@@ -61,6 +61,14 @@ function friendly(message, name) {
   if (/consent_required|access_denied/i.test(m)) {
     return 'The identity provider did not grant access. Sign in again and allow this application when asked.';
   }
+  if (/missing cookie nonce/i.test(m)) {
+    // The cookie set at /start did not come back with the identity provider's answer. Over
+    // http that is what browsers do with a POST from another site (SAML): SameSite=None needs
+    // Secure, so the cookies are Lax and stay behind.
+    return window.location.protocol === 'https:'
+      ? 'The answer from the identity provider could not be matched to a sign-in started in this browser. Start again from this page, in the same browser.'
+      : 'The answer from the identity provider could not be matched to a sign-in started in this browser: it came back as a form posted from another site, and browsers only send the sign-in cookie with such a post over https. Reach this server over https.';
+  }
   if (/Failed to fetch|NetworkError/i.test(m)) {
     return 'The server could not be reached. Check your connection and try again.';
   }

@@ -4,7 +4,9 @@
 //! its login and consent forms) — and through the redirect flow, restores the session after a
 //! reload, keeps two tabs signed in while both refresh, signs out, and shows errors in words.
 //! The cookies' attributes are read back from the browser, over http and over https (the
-//! server with a test certificate whose key Chromium is told to trust).
+//! server with a test certificate whose key Chromium is told to trust). SAML signs in through
+//! the popup and the test IdP's login form over https, where the IdP's cross-site POST carries
+//! the `SameSite=None` cookies, and fails in words over http, where it cannot.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`cargo xtask ci` installs them). Without them
 //! a test prints `skipping: …` and passes, except under CI (`CI` set), where it fails.
@@ -1077,4 +1079,106 @@ async fn cookie_attributes_in_the_browser_over_http_and_https() {
     }
     browser.close().await;
     eprintln!("cookie attributes test took {:?}", started.elapsed());
+}
+
+/// A `saml` provider signing in through the test IdP's login form.
+#[cfg(feature = "saml")]
+fn saml_provider(idp: &stagepass_testkit::SamlTestIdp) -> String {
+    let cert: String = idp
+        .cert()
+        .lines()
+        .map(|l| format!("\n          {l}"))
+        .collect();
+    format!(
+        "    saml:\n      entryPoint: {}\n      issuer: stagepass-browser-test\n      idpIssuer: {}\n      wantAuthnResponseSigned: false\n      cert: |{cert}\n      signIn:\n        resolvers:\n          - resolver: nameIdMatchingUserEntityName\n            dangerouslyAllowSignInWithoutUserInCatalog: true\n",
+        idp.login_url(),
+        idp.entity_id()
+    )
+}
+
+#[cfg(feature = "saml")]
+impl Browser {
+    /// In the popup just opened from `main`, signs `email` in at the test SAML IdP's login
+    /// form; the IdP then posts the response to the server's `/handler/frame` (a cross-site
+    /// POST), whose page posts the result to `main` and closes. Ends back in `main`.
+    async fn sign_in_at_saml_idp(&self, main: &WindowHandle, email: &str) {
+        let popup = self.popup(main).await;
+        self.client.switch_to_window(popup).await.unwrap();
+        let field = self.shown("input[name=email]").await;
+        field.send_keys(email).await.unwrap();
+        self.click("#login button[type=submit]").await;
+        let deadline = Instant::now() + TIMEOUT;
+        while self.popup_open(main).await {
+            if Instant::now() > deadline {
+                self.fail("the SAML popup did not close").await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.client.switch_to_window(main.clone()).await.unwrap();
+    }
+}
+
+#[cfg(feature = "saml")]
+#[tokio::test]
+async fn saml_signs_in_through_the_popup_over_https_and_not_over_http() {
+    use stagepass_testkit::SamlTestIdp;
+
+    let started = Instant::now();
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let certificate = TestCertificate::generate();
+    let trust = format!(
+        "--ignore-certificate-errors-spki-list={}",
+        certificate.spki_sha256
+    );
+    let Some(browser) = Browser::start_or_skip_with(&[trust]).await else {
+        return;
+    };
+
+    // The IdP (http://127.0.0.1) posts its response to https://localhost: a cross-site POST,
+    // which carries the login cookies only because they are `SameSite=None; Secure`.
+    let server = start_server_with(&saml_provider(&idp), Some(&certificate)).await;
+    browser.goto(&format!("{}/", server.origin)).await;
+    let main = browser.client.window().await.unwrap();
+    browser.click("button[data-provider=saml]").await;
+    browser.sign_in_at_saml_idp(&main, "jane@example.com").await;
+    browser
+        .wait_text("#session-user", "user:default/jane")
+        .await;
+    browser.wait_text("#session-provider", "saml").await;
+    browser
+        .wait_text("#session-email", "jane@example.com")
+        .await;
+    browser.wait_hidden("#error").await;
+    let cookies = browser
+        .cookies_at(&format!("{}/api/auth/saml/handler/cookies", server.origin))
+        .await;
+    let lines: Vec<String> = cookies.iter().map(cookie_line).collect();
+    let nonce = "saml-nonce path=/api/auth/saml/handler secure=true httpOnly=true sameSite=None";
+    assert!(
+        lines.iter().any(|l| l == nonce),
+        "expected {nonce:?} among {lines:#?}"
+    );
+    eprintln!("{}: {lines:?}", server.origin);
+
+    // Over plain http the cookies cannot be `SameSite=None` (browsers want `Secure` for it):
+    // they stay `Lax`, the browser leaves them out of the IdP's POST, and the sign-in fails
+    // with the nonce check, which the page shows.
+    let server = start_server_with(&saml_provider(&idp), None).await;
+    browser.client.delete_all_cookies().await.unwrap();
+    browser.goto(&format!("{}/", server.origin)).await;
+    browser.click("button[data-provider=saml]").await;
+    browser.sign_in_at_saml_idp(&main, "jane@example.com").await;
+    let detail = browser.shown("#error-detail").await.text().await.unwrap();
+    let words = browser.shown("#error-message").await.text().await.unwrap();
+    eprintln!("{}: {words} / {detail}", server.origin);
+    assert_eq!(detail, "Auth response is missing cookie nonce");
+    assert!(
+        words.contains("posted from another site") && words.ends_with("over https."),
+        "{words}"
+    );
+    browser.wait_hidden("#session").await;
+    browser.close().await;
+    eprintln!("SAML popup test took {:?}", started.elapsed());
 }

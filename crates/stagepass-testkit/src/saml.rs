@@ -210,6 +210,15 @@ impl SamlTestIdp {
         &self.sso_url
     }
 
+    /// The sign-in for a person in a browser: a login form asking for an e-mail address, then
+    /// the same auto-post as [`SamlTestIdp::sso_url`] (NameID: the address's local part).
+    /// Configure it as `entryPoint` when a browser drives the sign-in.
+    pub fn login_url(&self) -> Url {
+        let mut url = self.sso_url.clone();
+        url.set_path("/idp/login");
+        url
+    }
+
     /// The signing certificate, base64 DER: configure it as `cert`.
     pub fn cert(&self) -> &str {
         &self.cert

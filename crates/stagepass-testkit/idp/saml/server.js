@@ -19,6 +19,10 @@
 //   responder                      StatusCode urn:…:status:Responder
 //   sha1                           RSA-SHA1 signature
 //   doctype                        a DOCTYPE with an entity before the root element
+// GET /idp/login?SAMLRequest=…&RelayState=… is the same sign-in for a person in a browser: a
+// login form asking for an e-mail address, which POSTs to /idp/login and gets the auto-post
+// form of /idp/sso for that user (NameID: the address's local part). Use it as the entry point
+// when a browser drives the sign-in.
 // GET /idp/metadata answers the IdP metadata.
 //
 // The keys in keys/ are test keys made for this server and nothing else.
@@ -188,12 +192,47 @@ async function sso(query) {
   return { status: 200, type: 'text/html', body: html };
 }
 
+function loginForm(query) {
+  const hidden = (name) =>
+    `<input type="hidden" name="${name}" value="${escapeXml(query.get(name) ?? '')}"/>`;
+  const html =
+    '<!DOCTYPE html><html><head><title>Test IdP sign-in</title></head><body>' +
+    '<h1>Test IdP</h1><form method="post" action="/idp/login" id="login">' +
+    '<label>E-mail <input type="email" name="email" autocomplete="off" required/></label>' +
+    hidden('SAMLRequest') + hidden('RelayState') +
+    '<button type="submit">Sign in</button></form></body></html>';
+  return { status: 200, type: 'text/html', body: html };
+}
+
+async function readForm(req) {
+  const chunks = [];
+  for await (const chunk of req) {
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+async function login(form) {
+  const email = form.get('email') ?? '';
+  const query = new URLSearchParams({
+    SAMLRequest: form.get('SAMLRequest') ?? '',
+    RelayState: form.get('RelayState') ?? '',
+    user: email,
+    nameId: email.split('@')[0],
+  });
+  return sso(query);
+}
+
 const server = createServer(async (req, res) => {
   try {
     const url = new URL(req.url, baseUrl);
     let out;
     if (req.method === 'GET' && url.pathname === '/idp/sso') {
       out = await sso(url.searchParams);
+    } else if (req.method === 'GET' && url.pathname === '/idp/login') {
+      out = loginForm(url.searchParams);
+    } else if (req.method === 'POST' && url.pathname === '/idp/login') {
+      out = await login(await readForm(req));
     } else if (req.method === 'GET' && url.pathname === '/idp/metadata') {
       out = { status: 200, type: 'application/samlmetadata+xml', body: makeIdp('idp').getMetadata() };
     } else if (req.method === 'GET' && url.pathname === '/health') {
