@@ -139,12 +139,18 @@ cargo xtask bench: a bounded load benchmark of stagepass-server on loopback
 
 Usage: cargo xtask bench [--out FILE] [--duration SECONDS] [--check]
 
-Builds `cargo build --release -p stagepass-server`, starts it with a temporary app-config.yaml
-(guest provider, in-memory SQLite) on a free loopback port, and measures:
+Builds `cargo build --release -p stagepass-server`, measures the raw ES256 signing rate of
+this machine (`cargo bench -p stagepass-identity --bench issue -- --raw-es256`), then for each
+deployment (in-memory SQLite; PostgreSQL with one replica and with two, on an ephemeral
+cluster when PostgreSQL is installed) starts servers with a temporary app-config.yaml on free
+loopback ports and measures:
   - start-up time to the first 200 from GET /.backstage/health/v1/readiness
   - RSS when idle and after the load (VmRSS from /proc)
-  - wrk -t2 -c32 --latency against GET /api/auth/guest/refresh?env=development
-    (with X-Requested-With: XMLHttpRequest) and GET /api/auth/.well-known/jwks.json
+  - wrk --latency (2 threads, 32 connections in all, shared out among the replicas) against
+    GET /api/auth/guest/refresh?env=development (with X-Requested-With: XMLHttpRequest),
+    GET /api/auth/.well-known/jwks.json and GET /api/auth/oauth2/start (a popup sign-in)
+and ends with the OpenID Connect login benchmark (`cargo bench -p stagepass-server --bench
+login`). Guest refresh is judged against the raw rate: each refresh signs twice.
 Prints a Markdown table of the results next to the targets. Needs wrk: on a Debian-like
 machine as root it is installed with apt-get; elsewhere the install command is printed.
 The server is stopped at the end, also when something fails.

@@ -25,6 +25,23 @@ pub(crate) struct WrkReport {
     pub(crate) socket_errors: u64,
 }
 
+/// The reports of wrk runs made at the same time against different servers, as one: counts and
+/// rates added up, the longest run time, and each latency percentile the worse of the runs.
+pub(crate) fn combine(reports: &[WrkReport]) -> Option<WrkReport> {
+    let mut combined = reports.first()?.clone();
+    for report in &reports[1..] {
+        combined.requests_per_sec += report.requests_per_sec;
+        combined.requests += report.requests;
+        combined.elapsed = combined.elapsed.max(report.elapsed);
+        combined.p50 = combined.p50.max(report.p50);
+        combined.p90 = combined.p90.max(report.p90);
+        combined.p99 = combined.p99.max(report.p99);
+        combined.non_success += report.non_success;
+        combined.socket_errors += report.socket_errors;
+    }
+    Some(combined)
+}
+
 /// Parses the standard output of `wrk --latency`.
 pub(crate) fn parse(output: &str) -> Result<WrkReport> {
     let mut requests_per_sec = None;
@@ -117,7 +134,7 @@ mod tests {
 
     use anyhow::Result;
 
-    use super::{parse, parse_duration};
+    use super::{combine, parse, parse_duration};
 
     /// Captured from `wrk -t2 -c8 -d2s --latency` against `python3 -m http.server` on loopback.
     const SAMPLE: &str = "\
@@ -198,6 +215,22 @@ Transfer/sec:      1.06MB
         assert_eq!(parse_duration("1.50s")?, Duration::from_millis(1500));
         assert_eq!(parse_duration("2.00m")?, Duration::from_secs(120));
         assert!(parse_duration("3.0parsecs").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn combines_simultaneous_runs() -> Result<()> {
+        let one = parse(SAMPLE)?;
+        let mut two = one.clone();
+        two.p99 = Duration::from_millis(9);
+        two.non_success = 3;
+        let both = combine(&[one.clone(), two]).expect("two reports");
+        assert_eq!(both.requests, one.requests * 2);
+        assert!((both.requests_per_sec - one.requests_per_sec * 2.0).abs() < 1e-6);
+        assert_eq!(both.p99, Duration::from_millis(9));
+        assert_eq!(both.p50, one.p50);
+        assert_eq!(both.non_success, 3);
+        assert!(combine(&[]).is_none());
         Ok(())
     }
 }

@@ -3,6 +3,11 @@
 //! Times N issues to 1,000 users (memory stores, then a SQLite file) on one task and spread over
 //! all cores, and 10 N cached JWKS reads, printing operations per second. Set `ISSUE_BENCH_N` to
 //! change N.
+//!
+//! It starts with the floor under every token: raw ES256 signatures of a token-sized input with
+//! `ring`, on one core and on all of them. With the argument `--raw-es256` it prints only those
+//! two lines (`cargo xtask bench` reads them, so that its results read as a share of what this
+//! machine can sign).
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -81,12 +86,56 @@ async fn jwks(factory: &TokenFactory, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Signs `n` token-sized inputs with a fresh P-256 key.
+fn sign_es256(n: usize) -> Result<()> {
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+
+    let random = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &random)
+        .map_err(|_| Error::internal("could not generate a key"))?;
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &random)
+        .map_err(|_| Error::internal("could not load the key"))?;
+    // About the size of a Backstage token's header and claims, base64url-encoded.
+    let input = [b'e'; 420];
+    for _ in 0..n {
+        let signature = key
+            .sign(&random, &input)
+            .map_err(|_| Error::internal("could not sign"))?;
+        std::hint::black_box(signature);
+    }
+    Ok(())
+}
+
+/// Raw ES256 signatures per second on one core and on all cores (one thread per core).
+fn raw_es256(n: usize) -> Result<()> {
+    let started = Instant::now();
+    sign_es256(n)?;
+    report("ES256 signatures (ring), 1 core", n, started);
+    let threads = std::thread::available_parallelism().map_or(2, |p| p.get());
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| std::thread::spawn(move || sign_es256(n)))
+        .collect();
+    for handle in handles {
+        handle
+            .join()
+            .map_err(|_| Error::internal("a signing thread panicked"))??;
+    }
+    report("ES256 signatures (ring), all cores", n * threads, started);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let n: usize = std::env::var("ISSUE_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
+    raw_es256(n)?;
+    if std::env::args().any(|arg| arg == "--raw-es256") {
+        return Ok(());
+    }
     let issuer = "http://localhost:7007/api/auth";
 
     let memory = Arc::new(TokenFactory::builder(issuer).build()?);
