@@ -57,6 +57,10 @@ pub(crate) struct Outline {
     pub(crate) response_signed: bool,
     /// Whether the assertion carries its own enveloped signature, likewise.
     pub(crate) assertion_signed: bool,
+    /// Where the `EncryptedAssertion` element is, in bytes, when the assertion is encrypted.
+    pub(crate) encrypted: Option<(usize, usize)>,
+    /// Where the Response's own `ds:Signature` element is, in bytes.
+    pub(crate) response_signature: Option<(usize, usize)>,
 }
 
 fn attribute(element: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, ResponseError> {
@@ -91,12 +95,13 @@ fn is(open: Option<&Open>, ns: &[u8], local: &[u8]) -> bool {
 /// - anything but one `samlp:Response` root holding exactly one assertion as a direct child
 ///   (so no assertion or response wrapped inside another element: the signature-wrapping
 ///   attacks all need a second copy somewhere);
-/// - encrypted assertions (not supported yet);
+/// - encrypted assertions unless `encrypted_allowed` (one `EncryptedAssertion` then takes the
+///   assertion's place; its content is checked once decrypted);
 /// - a non-success top-level status;
 /// - a signature anywhere but directly in the Response or the assertion, one with more than one
 ///   reference, or one whose reference is not its parent's `ID`;
 /// - signature, digest, canonicalization and transform algorithms outside the allow-lists.
-pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
+pub(crate) fn inspect(xml: &str, encrypted_allowed: bool) -> Result<Outline, ResponseError> {
     let mut reader = NsReader::from_str(xml);
     let mut outline = Outline::default();
     let mut stack: Vec<Open> = Vec::new();
@@ -108,7 +113,10 @@ pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
     // The signature being read: whose it is and its references.
     let mut signature: Option<(Signed, Vec<String>)> = None;
     let mut signatures: Vec<(Signed, Vec<String>)> = Vec::new();
+    let mut encrypted_start = None;
+    let mut signature_start = None;
     loop {
+        let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         let (ns, event) = reader
             .read_resolved_event()
             .map_err(|_| ResponseError::Malformed)?;
@@ -149,7 +157,14 @@ pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
                         assertion_id = attribute(e, b"ID")?;
                     }
                     (Some(ASSERTION_NS), b"EncryptedAssertion") => {
-                        return Err(ResponseError::Encrypted);
+                        if !encrypted_allowed {
+                            return Err(ResponseError::Encrypted);
+                        }
+                        if depth != 1 || is_empty {
+                            return Err(ResponseError::Structure);
+                        }
+                        assertions += 1;
+                        encrypted_start = Some(before);
                     }
                     (Some(PROTOCOL_NS), b"StatusCode")
                         if depth == 2 && is(stack.get(1), PROTOCOL_NS, b"Status") =>
@@ -176,6 +191,9 @@ pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
                             return Err(ResponseError::Structure);
                         }
                         signature = Some((owner, Vec::new()));
+                        if owner == Signed::Response {
+                            signature_start = Some(before);
+                        }
                     }
                     (Some(DSIG_NS), b"Reference") if is(parent, DSIG_NS, b"SignedInfo") => {
                         let uri = attribute(e, b"URI")?.unwrap_or_default();
@@ -196,7 +214,7 @@ pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
                             return Err(ResponseError::Algorithm(algorithm));
                         }
                     }
-                    (Some(DSIG_NS), b"DigestMethod") => {
+                    (Some(DSIG_NS), b"DigestMethod") if is(parent, DSIG_NS, b"Reference") => {
                         let algorithm = attribute(e, b"Algorithm")?.unwrap_or_default();
                         if !DIGEST_ALGORITHMS.contains(&algorithm.as_str()) {
                             return Err(ResponseError::Algorithm(algorithm));
@@ -215,8 +233,17 @@ pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
             }
             Event::End(_) => {
                 let closed = stack.pop();
+                let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
                 if is(closed.as_ref(), DSIG_NS, b"Signature") {
                     signatures.extend(signature.take());
+                    if let Some(start) = signature_start.take() {
+                        outline.response_signature = Some((start, after));
+                    }
+                }
+                if is(closed.as_ref(), ASSERTION_NS, b"EncryptedAssertion")
+                    && let Some(start) = encrypted_start.take()
+                {
+                    outline.encrypted = Some((start, after));
                 }
             }
             Event::Text(ref t) if stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) => {
@@ -260,11 +287,15 @@ pub(crate) fn inspect(xml: &str) -> Result<Outline, ResponseError> {
 mod tests {
     use super::*;
 
+    fn inspect_plain(xml: &str) -> Result<Outline, ResponseError> {
+        inspect(xml, false)
+    }
+
     const OK: &str = r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r" Destination="https://sp/acs" InResponseTo="_req"><saml:Issuer>idp</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="_a"/></samlp:Response>"#;
 
     #[test]
     fn reads_the_outline() {
-        let outline = inspect(OK).unwrap_or_default();
+        let outline = inspect_plain(OK).unwrap_or_default();
         assert_eq!(outline.destination.as_deref(), Some("https://sp/acs"));
         assert_eq!(outline.in_response_to.as_deref(), Some("_req"));
     }
@@ -272,36 +303,54 @@ mod tests {
     #[test]
     fn refuses_comments_and_unusual_transforms() {
         let comment = OK.replace(">idp<", ">idp<!---->.evil<");
-        assert!(matches!(inspect(&comment), Err(ResponseError::Comment)));
+        assert!(matches!(
+            inspect_plain(&comment),
+            Err(ResponseError::Comment)
+        ));
         let pi = OK.replace(">idp<", "><?evil x?>idp<");
-        assert!(matches!(inspect(&pi), Err(ResponseError::Comment)));
+        assert!(matches!(inspect_plain(&pi), Err(ResponseError::Comment)));
         let xpath = OK.replace(
             "<saml:Assertion ID=\"_a\"/>",
             "<saml:Assertion ID=\"_a\"><ds:Transform xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" Algorithm=\"http://www.w3.org/TR/1999/REC-xpath-19991116\"/></saml:Assertion>",
         );
-        assert!(matches!(inspect(&xpath), Err(ResponseError::Algorithm(_))));
+        assert!(matches!(
+            inspect_plain(&xpath),
+            Err(ResponseError::Algorithm(_))
+        ));
     }
 
     #[test]
     fn refuses_dtds_extra_assertions_bad_status_and_sha1() {
         let doctype = format!("<!DOCTYPE x [<!ENTITY a \"b\">]>{OK}");
-        assert!(matches!(inspect(&doctype), Err(ResponseError::Doctype)));
+        assert!(matches!(
+            inspect_plain(&doctype),
+            Err(ResponseError::Doctype)
+        ));
         let two = OK.replace(
             "<saml:Assertion ID=\"_a\"/>",
             "<saml:Assertion ID=\"_a\"/><saml:Assertion ID=\"_b\"/>",
         );
         assert!(matches!(
-            inspect(&two),
+            inspect_plain(&two),
             Err(ResponseError::AssertionCount(2))
         ));
         let responder = OK.replace("status:Success", "status:Responder");
-        assert!(matches!(inspect(&responder), Err(ResponseError::Status(_))));
+        assert!(matches!(
+            inspect_plain(&responder),
+            Err(ResponseError::Status(_))
+        ));
         let sha1 = OK.replace(
             "<saml:Assertion ID=\"_a\"/>",
             "<saml:Assertion ID=\"_a\"><ds:SignatureMethod xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" Algorithm=\"http://www.w3.org/2000/09/xmldsig#rsa-sha1\"/></saml:Assertion>",
         );
-        assert!(matches!(inspect(&sha1), Err(ResponseError::Algorithm(_))));
-        assert!(matches!(inspect("<a/>"), Err(ResponseError::NotAResponse)));
-        assert!(inspect("not xml <").is_err());
+        assert!(matches!(
+            inspect_plain(&sha1),
+            Err(ResponseError::Algorithm(_))
+        ));
+        assert!(matches!(
+            inspect_plain("<a/>"),
+            Err(ResponseError::NotAResponse)
+        ));
+        assert!(inspect_plain("not xml <").is_err());
     }
 }

@@ -13,7 +13,11 @@
 //! - no DOCTYPE (so no DTD and no entity expansion), no comment or processing instruction
 //!   (a comment can split a signed NameID), exactly one `samlp:Response` root holding exactly
 //!   one assertion as a direct child and no other Response or assertion anywhere (signature
-//!   wrapping), no encrypted assertion (not supported yet), a `Success` top-level status;
+//!   wrapping), a `Success` top-level status;
+//! - an encrypted assertion only with `decryptionPvk`: a Response signature is verified over
+//!   the encrypted form, then the assertion is decrypted (RSA-OAEP, AES-CBC or AES-GCM), put
+//!   back in place of the `EncryptedAssertion`, and the document is checked again as a plain
+//!   one;
 //! - signatures only directly inside the Response or the assertion, each with one reference to
 //!   its parent's `ID`, at least one of the two signed, and only SHA-256/384/512 signature and
 //!   digest algorithms (SHA-1 is refused) and canonicalization/enveloped-signature transforms;
@@ -57,6 +61,7 @@
 //! # }
 //! ```
 
+mod decrypt;
 mod inspect;
 pub mod resolvers;
 
@@ -67,7 +72,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer};
+use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, CryptoProvider, ReduceMode};
 use samael::key_info::{KeyInfo, X509Data};
 use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
 use samael::schema::Assertion;
@@ -81,6 +86,16 @@ use url::Url;
 
 /// The largest `SAMLResponse` accepted by default, in bytes of base64.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// The signature algorithms samael may verify (SHA-1 and older are refused).
+const ALLOWED_SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
+    AllowedSignatureAlgorithm::RsaSha256,
+    AllowedSignatureAlgorithm::RsaSha384,
+    AllowedSignatureAlgorithm::RsaSha512,
+    AllowedSignatureAlgorithm::EcdsaSha256,
+    AllowedSignatureAlgorithm::EcdsaSha384,
+    AllowedSignatureAlgorithm::EcdsaSha512,
+];
 
 /// The namespace of the one-time assertion ids in the [`EphemeralStore`].
 pub const ASSERTION_ID_NAMESPACE: &str = "saml-assertion";
@@ -116,6 +131,9 @@ pub enum ConfigError {
     /// A required setting is missing.
     #[error("missing required saml setting `{0}`")]
     Missing(&'static str),
+    /// `decryptionPvk` is not a PEM RSA private key.
+    #[error("saml `decryptionPvk` is not a PEM RSA private key")]
+    InvalidDecryptionKey,
     /// A certificate is neither base64 DER nor PEM.
     #[error("saml `cert` entry {0} is not a base64 or PEM X.509 certificate")]
     InvalidCertificate(usize),
@@ -162,9 +180,12 @@ pub enum ResponseError {
     /// Not exactly one assertion.
     #[error("SAML response must hold exactly one assertion, found {0}")]
     AssertionCount(usize),
-    /// An encrypted assertion.
-    #[error("encrypted SAML assertions are not supported yet")]
+    /// An encrypted assertion, and no `decryptionPvk`.
+    #[error("SAML assertion is encrypted but no decryptionPvk is configured")]
     Encrypted,
+    /// The encrypted assertion could not be decrypted (any reason: algorithm, key, padding).
+    #[error("SAML assertion could not be decrypted")]
+    Decryption,
     /// A non-success top-level status.
     #[error("SAML response status is not success: {0}")]
     Status(String),
@@ -217,7 +238,12 @@ pub struct SamlProviderBuilder {
     replay_store: Option<Arc<dyn EphemeralStore>>,
     want_response_unsigned_ok: bool,
     want_assertion_unsigned_ok: bool,
+    decryption_pvk: Option<SecretPem>,
 }
+
+/// A PEM private key as configured; its `Debug` prints nothing of it.
+#[derive(Clone)]
+struct SecretPem(String);
 
 impl std::fmt::Debug for SamlProviderBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -298,6 +324,14 @@ impl SamlProviderBuilder {
         self
     }
 
+    /// `decryptionPvk`: the PEM RSA private key that encrypted assertions are encrypted to.
+    /// Without it an encrypted assertion is refused. Key transport RSA-OAEP (PKCS#1 v1.5 is
+    /// refused), content AES-CBC or AES-GCM.
+    pub fn decryption_pvk(mut self, pem: impl Into<String>) -> Self {
+        self.decryption_pvk = Some(SecretPem(pem.into()));
+        self
+    }
+
     /// Where assertion ids are recorded so that each is accepted once. Give every replica of
     /// a deployment the same shared store; the default is a [`MemoryEphemeralStore`], which
     /// only protects one process. Ids live under [`ASSERTION_ID_NAMESPACE`] until the
@@ -354,6 +388,13 @@ impl SamlProviderBuilder {
             }]),
             ..EntityDescriptor::default()
         };
+        let decryption_key = match &self.decryption_pvk {
+            Some(pem) => Some(
+                decrypt::DecryptionKey::from_pem(&pem.0)
+                    .ok_or(ConfigError::InvalidDecryptionKey)?,
+            ),
+            None => None,
+        };
         let skew = chrono::Duration::from_std(self.accepted_clock_skew)
             .unwrap_or(chrono::Duration::zero());
         Ok(SamlProvider {
@@ -366,6 +407,7 @@ impl SamlProviderBuilder {
             max_response_bytes: self
                 .max_response_bytes
                 .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            decryption_key,
             want_response_signed: !self.want_response_unsigned_ok,
             want_assertion_signed: !self.want_assertion_unsigned_ok,
             replay_store: self
@@ -398,6 +440,8 @@ pub struct SamlProvider {
     idp_metadata: EntityDescriptor,
     clock_skew: chrono::Duration,
     max_response_bytes: usize,
+    /// `decryptionPvk`.
+    decryption_key: Option<decrypt::DecryptionKey>,
     /// `wantAuthnResponseSigned`.
     want_response_signed: bool,
     /// `wantAssertionsSigned`.
@@ -424,27 +468,31 @@ impl SamlProvider {
 
     /// The samael service provider for a callback URL. `entity_id` is what samael sends as the
     /// request issuer and checks as the audience.
+    ///
+    /// Without `verify_signatures` samael is given no certificate, so it reads the document as
+    /// it is: only for a decrypted assertion that is not signed itself, inside a Response whose
+    /// signature was verified before decryption.
     fn service_provider(
         &self,
         entity_id: &str,
         callback_url: &Url,
+        verify_signatures: bool,
     ) -> std::result::Result<ServiceProvider, Error> {
+        let mut idp_metadata = self.idp_metadata.clone();
+        if !verify_signatures {
+            for descriptor in idp_metadata.idp_sso_descriptors.iter_mut().flatten() {
+                descriptor.key_descriptors.clear();
+            }
+        }
         ServiceProviderBuilder::default()
             .entity_id(Some(entity_id.to_owned()))
             .acs_url(Some(callback_url.as_str().to_owned()))
-            .idp_metadata(self.idp_metadata.clone())
+            .idp_metadata(idp_metadata)
             .authn_name_id_format(self.identifier_format.clone())
             .allow_idp_initiated(false)
             .max_issue_delay(MAX_ISSUE_DELAY)
             .max_clock_skew(self.clock_skew)
-            .allowed_signature_algorithms(Some(vec![
-                AllowedSignatureAlgorithm::RsaSha256,
-                AllowedSignatureAlgorithm::RsaSha384,
-                AllowedSignatureAlgorithm::RsaSha512,
-                AllowedSignatureAlgorithm::EcdsaSha256,
-                AllowedSignatureAlgorithm::EcdsaSha384,
-                AllowedSignatureAlgorithm::EcdsaSha512,
-            ]))
+            .allowed_signature_algorithms(Some(ALLOWED_SIGNATURE_ALGORITHMS.to_vec()))
             .build()
             .map_err(|_| Error::internal("invalid SAML service provider settings"))
     }
@@ -467,18 +515,7 @@ impl SamlProvider {
             .decode(compact)
             .map_err(|_| ResponseError::Encoding)?;
         let xml = String::from_utf8(bytes).map_err(|_| ResponseError::Encoding)?;
-        let outline = inspect::inspect(&xml)?;
-        if !outline.response_signed && !outline.assertion_signed {
-            return Err(ResponseError::Unsigned);
-        }
-        // Each signature present is verified by samael below (one that does not verify refuses
-        // the whole document), so a signature here is a valid one by a configured certificate.
-        if self.want_response_signed && !outline.response_signed {
-            return Err(ResponseError::ResponseUnsigned);
-        }
-        if self.want_assertion_signed && !outline.assertion_signed {
-            return Err(ResponseError::AssertionUnsigned);
-        }
+        let outline = inspect::inspect(&xml, self.decryption_key.is_some())?;
         if outline
             .destination
             .as_deref()
@@ -494,11 +531,29 @@ impl SamlProvider {
         {
             return Err(ResponseError::InResponseTo);
         }
+        // The document samael reads, and whether its signatures are left for samael to verify.
+        let (document, response_signed, assertion_signed) = match outline.encrypted {
+            None => (xml, outline.response_signed, outline.assertion_signed),
+            Some(span) => self.decrypted(&xml, &outline, span)?,
+        };
+        if !response_signed && !assertion_signed {
+            return Err(ResponseError::Unsigned);
+        }
+        // Each signature left in the document is verified by samael below (one that does not
+        // verify refuses the whole document), so a signature here is a valid one by a configured
+        // certificate; a Response signature over an encrypted assertion was verified already.
+        if self.want_response_signed && !response_signed {
+            return Err(ResponseError::ResponseUnsigned);
+        }
+        if self.want_assertion_signed && !assertion_signed {
+            return Err(ResponseError::AssertionUnsigned);
+        }
+        let signatures_left = outline.encrypted.is_none() || assertion_signed;
         let sp = self
-            .service_provider(&self.audience, callback_url)
+            .service_provider(&self.audience, callback_url, signatures_left)
             .map_err(|_| ResponseError::Rejected("invalid settings".to_owned()))?;
         let assertion = sp
-            .parse_xml_response(&xml, Some(&[request_id]))
+            .parse_xml_response(&document, Some(&[request_id]))
             .map_err(|error| ResponseError::Rejected(error.to_string()))?;
         let audience_restricted = assertion
             .conditions
@@ -513,6 +568,66 @@ impl SamlProvider {
             return Err(ResponseError::NotYetValid);
         }
         Ok(assertion)
+    }
+
+    /// The document with its assertion decrypted, and whether the Response and the assertion
+    /// are signed. The Response's signature covers the encrypted form, so it is verified here,
+    /// then removed; the decrypted assertion goes back in its place and the document takes the
+    /// structure checks again.
+    fn decrypted(
+        &self,
+        xml: &str,
+        outline: &inspect::Outline,
+        (start, end): (usize, usize),
+    ) -> std::result::Result<(String, bool, bool), ResponseError> {
+        let key = self
+            .decryption_key
+            .as_ref()
+            .ok_or(ResponseError::Encrypted)?;
+        let fragment = xml.get(start..end).ok_or(ResponseError::Malformed)?;
+        if outline.response_signed {
+            let certs = self.certificates();
+            samael::crypto::Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+                xml,
+                &certs,
+                ReduceMode::default(),
+                Some(ALLOWED_SIGNATURE_ALGORITHMS),
+            )
+            .map_err(|_| ResponseError::Rejected("the Response signature is not valid".into()))?;
+        }
+        let assertion = decrypt::decrypt_assertion(fragment, key)?;
+        let mut cuts = vec![(start, end, assertion.as_str())];
+        if let Some((s, e)) = outline.response_signature {
+            cuts.push((s, e, ""));
+        }
+        cuts.sort_by_key(|cut| cut.0);
+        let mut document = String::with_capacity(xml.len());
+        let mut at = 0;
+        for (s, e, with) in cuts {
+            document.push_str(xml.get(at..s).ok_or(ResponseError::Malformed)?);
+            document.push_str(with);
+            at = e;
+        }
+        document.push_str(xml.get(at..).ok_or(ResponseError::Malformed)?);
+        let inner = inspect::inspect(&document, false)?;
+        if inner.response_signed {
+            return Err(ResponseError::Structure);
+        }
+        Ok((document, outline.response_signed, inner.assertion_signed))
+    }
+
+    /// The configured IdP certificates.
+    fn certificates(&self) -> Vec<CertificateDer> {
+        self.idp_metadata
+            .idp_sso_descriptors
+            .iter()
+            .flatten()
+            .flat_map(|d| &d.key_descriptors)
+            .filter_map(|k| k.key_info.x509_data.as_ref())
+            .flat_map(|x| &x.certificates)
+            .filter_map(|c| STANDARD.decode(c).ok())
+            .map(CertificateDer::from)
+            .collect()
     }
 
     /// Claims the assertion id in the replay store; refuses one seen before. The id is kept
@@ -607,7 +722,7 @@ fn authenticated(assertion: &Assertion) -> Authenticated {
 #[async_trait]
 impl Strategy for SamlProvider {
     async fn start(&self, request: StartRequest<'_>) -> Result<StartResponse> {
-        let sp = self.service_provider(&self.issuer, request.callback_url)?;
+        let sp = self.service_provider(&self.issuer, request.callback_url, true)?;
         let mut authn = sp
             .make_authentication_request(self.entry_point.as_str())
             .map_err(|_| Error::internal("could not make the SAML AuthnRequest"))?;

@@ -43,8 +43,16 @@ fn backend_for(provider: SamlProvider) -> TestClient {
 }
 
 /// A provider that wants exactly what the IdP's `variant` signs: the assertion by default, the
-/// Response with `response-signed`, both with `both-signed`.
+/// Response with `response-signed`, both with `both-signed`; and that can decrypt what the
+/// `encrypted` variant encrypts.
 fn provider_for(idp: &SamlTestIdp, variant: &str) -> SamlProvider {
+    builder_for(idp, variant)
+        .decryption_pvk(idp.sp_key())
+        .build()
+        .unwrap()
+}
+
+fn builder_for(idp: &SamlTestIdp, variant: &str) -> stagepass_saml::SamlProviderBuilder {
     let response = variant.contains("response-signed") || variant.contains("both-signed");
     let assertion = !variant.contains("response-signed");
     SamlProvider::builder()
@@ -54,8 +62,6 @@ fn provider_for(idp: &SamlTestIdp, variant: &str) -> SamlProvider {
         .cert(idp.cert())
         .want_authn_response_signed(response)
         .want_assertions_signed(assertion)
-        .build()
-        .unwrap()
 }
 
 /// The backend with a provider that wants what the IdP signs by default: the assertion only.
@@ -139,6 +145,84 @@ async fn signs_in_against_samlify_with_each_signing_mode() {
         assert_signed_in(&message);
         assert_eq!(message["response"]["providerInfo"], serde_json::json!({}));
     }
+}
+
+#[tokio::test]
+async fn signs_in_with_an_encrypted_assertion_in_each_signing_mode() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    for variant in [
+        "encrypted",
+        "encrypted,response-signed",
+        "encrypted,both-signed",
+    ] {
+        let client = backend_for(provider_for(&idp, variant));
+        let redirect = start(&client).await;
+        let form = idp
+            .login(&redirect, "jane@example.com", Some("jane"), variant)
+            .await
+            .unwrap();
+        let xml = decoded(&form);
+        assert!(xml.contains("EncryptedAssertion"), "{variant}: {xml}");
+        assert!(!xml.contains("jane@example.com"), "{variant}: {xml}");
+        let res = post(&client, &form).await;
+        let (message, _) = res.popup().expect("a popup page");
+        assert_signed_in(&message);
+    }
+}
+
+#[tokio::test]
+async fn encrypted_assertions_need_the_right_key_and_intact_ciphertext() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    // No decryptionPvk.
+    let client = backend_for(builder_for(&idp, "encrypted").build().unwrap());
+    let (message, _) = login(&idp, &client, "encrypted").await;
+    assert_refused(&message, "no decryptionPvk is configured");
+    // Another key than the one the IdP encrypted to.
+    let other_key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../stagepass-testkit/idp/saml/keys/other-key.pem"
+    ))
+    .unwrap();
+    let client = backend_for(
+        builder_for(&idp, "encrypted")
+            .decryption_pvk(other_key)
+            .build()
+            .unwrap(),
+    );
+    let (message, _) = login(&idp, &client, "encrypted").await;
+    assert_refused(&message, "could not be decrypted");
+    // The ciphertext changed: the padding or the assertion signature gives it away.
+    let client = backend_for(provider_for(&idp, "encrypted"));
+    let message = tampered_login(&idp, &client, "encrypted", "jane", |xml| {
+        let at = xml.rfind("</xenc:CipherValue>").unwrap() - 30;
+        let flipped = if &xml[at..=at] == "A" { "B" } else { "A" };
+        format!("{}{flipped}{}", &xml[..at], &xml[at + 1..])
+    })
+    .await;
+    assert!(message.get("response").is_none(), "{message}");
+    assert!(client.cookie("saml-refresh-token").is_none());
+    // A Response signed over the encrypted assertion: changing it breaks that signature.
+    let client = backend_for(provider_for(&idp, "encrypted,response-signed"));
+    let message = tampered_login(&idp, &client, "encrypted,response-signed", "jane", |xml| {
+        let at = xml.rfind("</xenc:CipherValue>").unwrap() - 30;
+        let flipped = if &xml[at..=at] == "A" { "B" } else { "A" };
+        format!("{}{flipped}{}", &xml[..at], &xml[at + 1..])
+    })
+    .await;
+    assert_refused(&message, "Response signature is not valid");
+    let res = SamlProvider::builder()
+        .entry_point(idp.sso_url().clone())
+        .issuer(SP_ENTITY_ID)
+        .idp_issuer(idp.entity_id())
+        .cert(idp.cert())
+        .decryption_pvk("not a key")
+        .build()
+        .unwrap_err();
+    assert!(res.to_string().contains("decryptionPvk"));
 }
 
 #[tokio::test]

@@ -597,6 +597,7 @@ impl ProviderKind for SamlKind {
             "acceptedClockSkewMs",
             "wantAuthnResponseSigned",
             "wantAssertionsSigned",
+            "decryptionPvk",
         ]
     }
 
@@ -624,6 +625,9 @@ impl ProviderKind for SamlKind {
         }
         if let Some(want) = r.optional_bool("wantAssertionsSigned")? {
             builder = builder.want_assertions_signed(want);
+        }
+        if let Some(key) = r.optional_secret("decryptionPvk")? {
+            builder = builder.decryption_pvk(key.expose());
         }
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }

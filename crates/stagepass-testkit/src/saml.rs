@@ -67,6 +67,8 @@ struct Announcement {
     sso_url: String,
     cert: String,
     other_cert: String,
+    sp_key: String,
+    sp_cert: String,
 }
 
 /// What the IdP posts back through the browser: the form of its auto-post page.
@@ -93,6 +95,8 @@ pub struct SamlTestIdp {
     sso_url: Url,
     cert: String,
     other_cert: String,
+    sp_key: String,
+    sp_cert: String,
     http: reqwest::Client,
     logs: Arc<Mutex<VecDeque<String>>>,
     /// Closing it makes the IdP exit even if the kill on drop never happens.
@@ -193,6 +197,8 @@ impl SamlTestIdp {
             sso_url,
             cert: announcement.cert,
             other_cert: announcement.other_cert,
+            sp_key: announcement.sp_key,
+            sp_cert: announcement.sp_cert,
             http,
             logs,
             _stdin: stdin,
@@ -227,6 +233,17 @@ impl SamlTestIdp {
     /// The certificate of the other key the `other-key` variant signs with.
     pub fn other_cert(&self) -> &str {
         &self.other_cert
+    }
+
+    /// The service provider's test private key (PEM) that the `encrypted` variant encrypts
+    /// to: configure it as `decryptionPvk` (or `privateKey`).
+    pub fn sp_key(&self) -> &str {
+        &self.sp_key
+    }
+
+    /// The service provider's test certificate (PEM), matching [`Self::sp_key`].
+    pub fn sp_cert(&self) -> &str {
+        &self.sp_cert
     }
 
     /// The IdP's recent stderr, for failure messages.

@@ -2,7 +2,8 @@
 //
 //   node server.js [--port 0] [--entity-id ID] [--exit-with-stdin]
 //
-// Prints one JSON line once it listens: {"port", "entityId", "ssoUrl", "cert", "otherCert"}.
+// Prints one JSON line once it listens: {"port", "entityId", "ssoUrl", "cert", "otherCert",
+// "spKey", "spCert"} (the last two: the service provider's test key pair, PEM).
 //
 // GET /idp/sso?SAMLRequest=…&RelayState=…&user=<email>[&nameId=…][&variant=…] reads the service provider's
 // AuthnRequest (HTTP-Redirect binding) and answers an auto-post HTML form (HTTP-POST binding)
@@ -19,6 +20,8 @@
 //   responder                      StatusCode urn:…:status:Responder
 //   sha1                           RSA-SHA1 signature
 //   doctype                        a DOCTYPE with an entity before the root element
+//   encrypted                      the assertion encrypted to the service provider's test
+//                                  certificate (keys/sp-cert.pem), then the Response signed
 // GET /idp/login?SAMLRequest=…&RelayState=… is the same sign-in for a person in a browser: a
 // login form asking for an e-mail address, which POSTs to /idp/login and gets the auto-post
 // form of /idp/sso for that user (NameID: the address's local part). Use it as the entry point
@@ -59,14 +62,16 @@ samlify.setSchemaValidator({ validate: () => Promise.resolve('skipped') });
 const keys = {
   idp: { key: read('idp-key.pem'), cert: read('idp-cert.pem') },
   other: { key: read('other-key.pem'), cert: read('other-cert.pem') },
+  sp: { key: read('sp-key.pem'), cert: read('sp-cert.pem') },
 };
 const pemBody = (pem) => pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
 
 let baseUrl = '';
 let entityId = '';
 
-function makeIdp(which, signatureAlgorithm) {
+function makeIdp(which, signatureAlgorithm, encrypted = false) {
   return samlify.IdentityProvider({
+    isAssertionEncrypted: encrypted,
     entityID: entityId,
     privateKey: keys[which].key,
     signingCert: keys[which].cert,
@@ -86,6 +91,7 @@ function makeSp(spEntityId, acs, variants) {
   const responseOnly = variants.has('response-signed');
   return samlify.ServiceProvider({
     entityID: spEntityId,
+    encryptCert: keys.sp.cert,
     assertionConsumerService: [
       { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST', Location: acs },
     ],
@@ -167,14 +173,17 @@ async function sso(query) {
     const algorithm = variants.has('sha1')
       ? 'http://www.w3.org/2000/09/xmldsig#rsa-sha1'
       : 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
-    const idp = makeIdp(variants.has('other-key') ? 'other' : 'idp', algorithm);
+    const idp = makeIdp(variants.has('other-key') ? 'other' : 'idp', algorithm, variants.has('encrypted'));
     const sp = makeSp(request.issuer, request.acs, variants);
     const made = await idp.createLoginResponse(
       sp,
       { extract: { request: { id: request.id } } },
       'post',
       { email },
-      { customTagReplacement: () => ({ id: tvalue.ID, context: samlify.SamlLib.replaceTagsByValue(template, tvalue) }) },
+      {
+        customTagReplacement: () => ({ id: tvalue.ID, context: samlify.SamlLib.replaceTagsByValue(template, tvalue) }),
+        encryptThenSign: variants.has('encrypted'),
+      },
     );
     encoded = made.context;
   }
@@ -260,6 +269,8 @@ server.listen(port, '127.0.0.1', () => {
       ssoUrl: `${baseUrl}/idp/sso`,
       cert: pemBody(keys.idp.cert),
       otherCert: pemBody(keys.other.cert),
+      spKey: keys.sp.key,
+      spCert: keys.sp.cert,
     }) + '\n',
   );
 });
