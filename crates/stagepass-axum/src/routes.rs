@@ -25,7 +25,7 @@ use crate::origin::AllowedOrigins;
 use crate::popup::{PopupPage, WebMessage};
 use crate::refresh::refresh_key;
 use crate::state::OAuthState;
-use stagepass_identity::verify_user_token;
+use stagepass_identity::{token_kid, verify_user_token};
 
 /// How long the nonce and flow cookies live.
 const NONCE_MAX_AGE: time::Duration = time::Duration::minutes(10);
@@ -907,6 +907,29 @@ async fn jwks(State(inner): AppState, method: Method, uri: OriginalUri) -> Respo
     }
 }
 
+/// Verifies `token` with `keys`, or, when it names a key they do not hold, with the keys
+/// re-read from the store: a replica that has just started signs at once with a key that a
+/// cached list may not hold yet (the issuer bounds how often it re-reads).
+async fn verify_with_reload(
+    inner: &Inner,
+    token: &str,
+    keys: &[stagepass_core::PublicJwk],
+    now: i64,
+) -> Result<stagepass_identity::VerifiedClaims, Error> {
+    let error = match verify_user_token(token, keys, now) {
+        Ok(claims) => return Ok(claims),
+        Err(error) => error,
+    };
+    let known = |kid: &String| keys.iter().any(|k| k.kid() == Some(kid.as_str()));
+    match token_kid(token) {
+        Some(kid) if !known(&kid) => {
+            let keys = inner.issuer.reload_public_keys(&kid).await?;
+            verify_user_token(token, &keys, now)
+        }
+        _ => Err(error),
+    }
+}
+
 async fn userinfo(
     State(inner): AppState,
     method: Method,
@@ -935,7 +958,7 @@ async fn userinfo(
         Err(error) => return req.error(error),
     };
     let now = inner.clock.now().unix_timestamp();
-    let claims = match verify_user_token(token, &keys, now) {
+    let claims = match verify_with_reload(&inner, token, &keys, now).await {
         Ok(claims) => claims,
         Err(error) => return req.error(error),
     };

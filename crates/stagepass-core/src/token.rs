@@ -53,6 +53,16 @@ pub trait TokenIssuer: Send + Sync + 'static {
     /// The public keys that verify tokens issued now or recently (the JWKS).
     async fn list_public_keys(&self) -> Result<Vec<PublicJwk>>;
 
+    /// The public keys, re-read from wherever they are shared when the issuer caches them:
+    /// called with the id of a key missing from [`list_public_keys`](Self::list_public_keys),
+    /// which another replica may have published a moment ago. Issuers bound such re-reads
+    /// (a flood of made-up key ids must not become a flood of store reads). By default, the
+    /// same as `list_public_keys`.
+    async fn reload_public_keys(&self, kid: &str) -> Result<Vec<PublicJwk>> {
+        let _ = kid;
+        self.list_public_keys().await
+    }
+
     /// The JWKS document, `{"keys":[…]}`, as served at `/.well-known/jwks.json`. Issuers that
     /// cache the serialized document override this.
     async fn jwks_json(&self) -> Result<std::sync::Arc<str>> {

@@ -34,13 +34,27 @@ const STANDARD_CLAIMS: [&str; 7] = ["iss", "sub", "ent", "aud", "iat", "exp", "u
 /// How long the list of public keys read from the store is served from memory.
 const JWKS_CACHE_TTL: Duration = Duration::SECOND;
 
+/// How long a generated key is in the key store before it signs, by default: longer than
+/// verifiers serve a cached key set without re-reading it for an unknown key id (one second
+/// for the factories of other replicas, 30 seconds for `@backstage/plugin-auth-node`).
+pub const DEFAULT_KEY_PUBLISH_LEAD: Duration = Duration::minutes(1);
+
+/// How long after a failure to publish the next key it is tried again.
+const NEXT_KEY_RETRY: Duration = Duration::seconds(10);
+
+/// The shortest time between two re-reads of the store for an unknown key id.
+const RELOAD_COOLDOWN: Duration = Duration::milliseconds(100);
+
 /// Signs Backstage identity tokens and publishes the keys that verify them: Backstage's
 /// `TokenFactory` (rotating keys from a [`KeyStore`]) and `StaticTokenIssuer` (keys from a
 /// [`StaticKeyStore`]) in one type.
 ///
 /// With a key store, a signing key is generated on the first token, its public half is added to
-/// the store before it signs anything, and it signs until it is one token lifetime old; then a
-/// new key is made. [`TokenIssuer::list_public_keys`] lists the stored keys younger than three
+/// the store before it signs anything, and it signs for one token lifetime. Half-way through,
+/// the next key is generated and published; it takes over once the current key's lifetime is
+/// over *and* it has been in the store for the publish lead
+/// ([`TokenFactoryBuilder::key_publish_lead`]), so that the JWKS caches of other replicas and
+/// services have seen it before any token names it. [`TokenIssuer::list_public_keys`] lists the stored keys younger than three
 /// token lifetimes and removes the older ones from the store. With static keys, the first key
 /// signs and all are listed.
 ///
@@ -96,6 +110,12 @@ struct RotatingKeys {
     algorithm: Algorithm,
     /// The key that signs now.
     current: RwLock<Option<Arc<SigningKey>>>,
+    /// The key that signs next, published ahead of its use.
+    next: RwLock<Option<Arc<SigningKey>>>,
+    /// When publishing the next key last failed.
+    next_failed_at: RwLock<Option<OffsetDateTime>>,
+    /// How long a key is in the store before it signs.
+    publish_lead: Duration,
     /// Held while a key is made, so that concurrent first issues make one key.
     create: tokio::sync::Mutex<()>,
     /// The last list of public keys read from the store.
@@ -148,9 +168,59 @@ fn write<T>(lock: &RwLock<T>, value: T) {
     *lock.write().unwrap_or_else(PoisonError::into_inner) = value;
 }
 
+/// What a factory signs with at some instant.
+enum Choice {
+    /// This key; `prepare` when the next key should be published now.
+    Use { key: Arc<SigningKey>, prepare: bool },
+    /// No key may sign: make one and sign with it at once.
+    Make,
+}
+
 impl RotatingKeys {
-    fn current(&self, now: OffsetDateTime) -> Option<Arc<SigningKey>> {
-        read(&self.current).filter(|k| k.is_current(now))
+    /// Decides which key signs at `now`, promoting the next key when its time has come.
+    ///
+    /// A key signs from its activation until `rotate_at` (one lifetime). Half-way through, the
+    /// next key is made and published; it takes over at `rotate_at`, but only once it has been
+    /// in the store for the publish lead, so that every verifier has had time to see it. Until
+    /// then the current key keeps signing, at most until two lifetimes after its creation: its
+    /// tokens then expire by three lifetimes, when the key leaves the store.
+    fn choose(&self, now: OffsetDateTime, lifetime: Duration) -> Choice {
+        let current = read(&self.current);
+        let next = read(&self.next);
+        let expired = current.as_ref().is_none_or(|c| !c.is_current(now));
+        if let Some(next) = next.as_ref()
+            && expired
+            && now >= next.created_at() + self.publish_lead
+            && now < next.created_at() + lifetime * 2
+        {
+            let mut slot = self.current.write().unwrap_or_else(PoisonError::into_inner);
+            *slot = Some(next.clone());
+            drop(slot);
+            write(&self.next, None);
+            tracing::info!(kid = next.kid(), "the published next signing key now signs");
+            return Choice::Use {
+                key: next.clone(),
+                prepare: false,
+            };
+        }
+        let Some(current) = current else {
+            return Choice::Make;
+        };
+        let rotate_at = current.rotate_at().unwrap_or(now + lifetime);
+        let half_way = rotate_at - lifetime / 2;
+        if !expired {
+            return Choice::Use {
+                prepare: next.is_none() && now >= half_way,
+                key: current,
+            };
+        }
+        if now < current.created_at() + lifetime * 2 {
+            return Choice::Use {
+                prepare: next.is_none(),
+                key: current,
+            };
+        }
+        Choice::Make
     }
 
     async fn signing_key(
@@ -160,17 +230,34 @@ impl RotatingKeys {
         lifetime: Duration,
         now: OffsetDateTime,
     ) -> Result<Arc<SigningKey>> {
-        if let Some(key) = self.current(now) {
+        if let Choice::Use { key, prepare } = self.choose(now, lifetime) {
+            if prepare {
+                self.publish_next(rng, lifetime, &key, now).await;
+            }
             return Ok(key);
         }
         let _creating = self.create.lock().await;
         let now = clock.now();
-        if let Some(key) = self.current(now) {
+        if let Choice::Use { key, .. } = self.choose(now, lifetime) {
             return Ok(key);
         }
-        let key = SigningKey::generate(self.algorithm, rng, now, now + lifetime)?;
+        // The first key, or the first after a long pause: it signs at once, and verifiers
+        // that do not know it yet re-read the key set on its unknown key id.
+        let key = Arc::new(SigningKey::generate(
+            self.algorithm,
+            rng,
+            now,
+            now + lifetime,
+        )?);
         tracing::info!(kid = key.kid(), "created new signing key");
-        // The key may sign only once its public half is in the store, where verifiers find it.
+        self.publish(&key, now).await?;
+        write(&self.current, Some(key.clone()));
+        write(&self.next, None);
+        Ok(key)
+    }
+
+    /// Adds the public half of `key` to the store, where verifiers find it.
+    async fn publish(&self, key: &SigningKey, now: OffsetDateTime) -> Result<()> {
         self.store
             .add_key(&StoredKey {
                 kid: key.kid().to_owned(),
@@ -183,9 +270,45 @@ impl RotatingKeys {
                 e
             })?;
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let key = Arc::new(key);
-        write(&self.current, Some(key.clone()));
-        Ok(key)
+        Ok(())
+    }
+
+    /// Makes and publishes the key that follows `current`. One caller does it; the others
+    /// go on signing with `current`. A failure is retried a little later.
+    async fn publish_next(
+        &self,
+        rng: &SystemRandom,
+        lifetime: Duration,
+        current: &SigningKey,
+        now: OffsetDateTime,
+    ) {
+        let Ok(_creating) = self.create.try_lock() else {
+            return;
+        };
+        if read(&self.next).is_some()
+            || read(&self.next_failed_at).is_some_and(|at| now < at + NEXT_KEY_RETRY)
+        {
+            return;
+        }
+        let takes_over = current
+            .rotate_at()
+            .unwrap_or(now)
+            .max(now + self.publish_lead);
+        let key = match SigningKey::generate(self.algorithm, rng, now, takes_over + lifetime) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::error!(error = %e, "failed to make the next signing key");
+                write(&self.next_failed_at, Some(now));
+                return;
+            }
+        };
+        if self.publish(&key, now).await.is_err() {
+            write(&self.next_failed_at, Some(now));
+            return;
+        }
+        tracing::info!(kid = key.kid(), at = %takes_over, "published the next signing key");
+        write(&self.next, Some(Arc::new(key)));
+        write(&self.next_failed_at, None);
     }
 
     fn cached_jwks(&self, now: OffsetDateTime) -> Option<Arc<Jwks>> {
@@ -197,13 +320,21 @@ impl RotatingKeys {
         fresh.then_some(jwks)
     }
 
-    async fn jwks(&self, clock: &dyn Clock, lifetime: Duration) -> Result<Arc<Jwks>> {
-        if let Some(jwks) = self.cached_jwks(clock.now()) {
+    /// The cached key list, or, when `reload` and it is older than the reload cooldown, none.
+    fn usable_jwks(&self, now: OffsetDateTime, reload: bool) -> Option<Arc<Jwks>> {
+        self.cached_jwks(now)
+            .filter(|jwks| !reload || now - jwks.fetched_at < RELOAD_COOLDOWN)
+    }
+
+    /// The published keys, from the cache or the store; `reload` re-reads the store unless it
+    /// was read within the reload cooldown.
+    async fn jwks(&self, clock: &dyn Clock, lifetime: Duration, reload: bool) -> Result<Arc<Jwks>> {
+        if let Some(jwks) = self.usable_jwks(clock.now(), reload) {
             return Ok(jwks);
         }
         let _refreshing = self.refresh.lock().await;
         let now = clock.now();
-        if let Some(jwks) = self.cached_jwks(now) {
+        if let Some(jwks) = self.usable_jwks(now, reload) {
             return Ok(jwks);
         }
         let generation = self.generation.load(Ordering::Acquire);
@@ -252,6 +383,7 @@ pub struct TokenFactoryBuilder {
     clock: Arc<dyn Clock>,
     algorithm: Algorithm,
     omit_ownership_claim: bool,
+    publish_lead: Duration,
 }
 
 enum KeyConfig {
@@ -330,6 +462,16 @@ impl TokenFactoryBuilder {
         self
     }
 
+    /// How long a new signing key is in the key store before it signs
+    /// ([`DEFAULT_KEY_PUBLISH_LEAD`] by default, and at most half the lifetime). Set it longer
+    /// than any verifier of your tokens caches the key set without re-reading it on an unknown
+    /// key id.
+    #[must_use]
+    pub fn key_publish_lead(mut self, lead: Duration) -> Self {
+        self.publish_lead = lead.max(Duration::ZERO);
+        self
+    }
+
     /// Builds the factory. Fails when the issuer is empty or the lifetime is under a second.
     pub fn build(self) -> Result<TokenFactory> {
         if self.issuer.is_empty() {
@@ -348,6 +490,9 @@ impl TokenFactoryBuilder {
                 store,
                 algorithm: self.algorithm,
                 current: RwLock::new(None),
+                next: RwLock::new(None),
+                next_failed_at: RwLock::new(None),
+                publish_lead: self.publish_lead.min(lifetime / 2),
                 create: tokio::sync::Mutex::new(()),
                 jwks: RwLock::new(None),
                 refresh: tokio::sync::Mutex::new(()),
@@ -397,6 +542,7 @@ impl TokenFactory {
             clock: Arc::new(SystemClock),
             algorithm: Algorithm::default(),
             omit_ownership_claim: true,
+            publish_lead: DEFAULT_KEY_PUBLISH_LEAD,
         }
     }
 
@@ -431,8 +577,12 @@ impl TokenFactory {
     }
 
     async fn jwks(&self) -> Result<Arc<Jwks>> {
+        self.jwks_reloaded(false).await
+    }
+
+    async fn jwks_reloaded(&self, reload: bool) -> Result<Arc<Jwks>> {
         match &self.keys {
-            Keys::Rotating(keys) => keys.jwks(self.clock.as_ref(), self.lifetime).await,
+            Keys::Rotating(keys) => keys.jwks(self.clock.as_ref(), self.lifetime, reload).await,
             Keys::Static { jwks, .. } => Ok(jwks.clone()),
         }
     }
@@ -563,6 +713,14 @@ impl TokenIssuer for TokenFactory {
 
     async fn list_public_keys(&self) -> Result<Vec<PublicJwk>> {
         Ok(self.jwks().await?.keys.clone())
+    }
+
+    async fn reload_public_keys(&self, kid: &str) -> Result<Vec<PublicJwk>> {
+        let cached = self.jwks().await?;
+        if cached.keys.iter().any(|k| k.kid() == Some(kid)) {
+            return Ok(cached.keys.clone());
+        }
+        Ok(self.jwks_reloaded(true).await?.keys.clone())
     }
 
     async fn jwks_json(&self) -> Result<Arc<str>> {

@@ -111,6 +111,11 @@ impl SigningKey {
         self.created_at
     }
 
+    /// When the key stops signing; `None` for static keys.
+    pub(crate) fn rotate_at(&self) -> Option<OffsetDateTime> {
+        self.rotate_at
+    }
+
     /// Whether the key may still sign at `now`.
     pub(crate) fn is_current(&self, now: OffsetDateTime) -> bool {
         self.rotate_at.is_none_or(|at| now < at)

@@ -93,7 +93,10 @@ mod verifier;
 mod verify;
 
 pub use algorithm::Algorithm;
-pub use factory::{DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LENGTH, TokenFactory, TokenFactoryBuilder};
+pub use factory::{
+    DEFAULT_KEY_PUBLISH_LEAD, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LENGTH, TokenFactory,
+    TokenFactoryBuilder,
+};
 pub use memory::{MemoryKeyStore, MemoryUserInfoStore};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -112,4 +115,4 @@ pub use verifier::{BackstageUser, BackstageUserRejection};
 #[cfg(feature = "verifier")]
 #[cfg_attr(docsrs, doc(cfg(feature = "verifier")))]
 pub use verifier::{DEFAULT_REFETCH_COOLDOWN, JwksVerifier};
-pub use verify::{TokenType, VerifiedClaims, verify_user_token};
+pub use verify::{TokenType, VerifiedClaims, token_kid, verify_user_token};

@@ -57,9 +57,8 @@ pub struct VerifiedClaims {
 }
 
 /// The `kid` of a token's header, without verifying anything; `None` when the token is
-/// malformed or has none.
-#[cfg(feature = "verifier")]
-pub(crate) fn token_kid(token: &str) -> Option<String> {
+/// malformed or has none. For finding the key to verify it with, and nothing else.
+pub fn token_kid(token: &str) -> Option<String> {
     let header = token.split('.').next()?;
     let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
     header.kid

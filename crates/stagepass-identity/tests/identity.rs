@@ -21,8 +21,8 @@ use stagepass_core::{
 #[cfg(feature = "sqlite")]
 use stagepass_identity::SqliteDatabase;
 use stagepass_identity::{
-    Algorithm, MemoryKeyStore, MemoryUserInfoStore, StaticKey, StaticKeyStore, TokenFactory,
-    UserInfoStore,
+    Algorithm, DEFAULT_KEY_PUBLISH_LEAD, MemoryKeyStore, MemoryUserInfoStore, StaticKey,
+    StaticKeyStore, TokenFactory, UserInfoStore,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -411,14 +411,25 @@ async fn keys_rotate_after_a_lifetime_and_are_pruned_after_three() -> TestResult
     assert_eq!(stored[0].kid, kid_a);
     assert_eq!(stored[0].created_at, clock.now());
 
+    // half-way through A's life, the next key B is published, but A still signs
     clock.advance(lifetime - Duration::SECOND);
     let same = factory.issue_token(params.clone()).await?;
     assert_eq!(kid_of(same.token.secret())?, kid_a);
+    assert_eq!(store.list_keys().await?.len(), 2);
+    let kid_b = store.list_keys().await?[1].kid.clone();
 
+    // A's lifetime is over, but B has been in the store for less than the publish lead (one
+    // minute): A goes on signing until it has
+    clock.advance(Duration::SECOND);
+    let overlap = factory.issue_token(params.clone()).await?;
+    assert_eq!(kid_of(overlap.token.secret())?, kid_a);
+    clock.advance(DEFAULT_KEY_PUBLISH_LEAD - Duration::seconds(2));
+    let still = factory.issue_token(params.clone()).await?;
+    assert_eq!(kid_of(still.token.secret())?, kid_a);
     clock.advance(Duration::SECOND);
     let rotated = factory.issue_token(params.clone()).await?;
-    let kid_b = kid_of(rotated.token.secret())?;
-    assert_ne!(kid_b, kid_a);
+    assert_eq!(kid_of(rotated.token.secret())?, kid_b);
+    assert_eq!(factory.keys_created(), 2);
     let listed: Vec<_> = factory
         .list_public_keys()
         .await?
@@ -427,18 +438,18 @@ async fn keys_rotate_after_a_lifetime_and_are_pruned_after_three() -> TestResult
         .collect();
     assert_eq!(listed, vec![kid_a.clone(), kid_b.clone()]);
 
-    // the last token of key A is still verifiable until it expires (2 lifetimes after A)
-    clock.advance(lifetime);
+    // the last token of key A is still verifiable until it expires
+    clock.advance(lifetime - Duration::seconds(60));
     let jwks = factory.list_public_keys().await?;
     verify_user_token(
-        same.token.secret(),
+        still.token.secret(),
         &jwks,
         jsonwebtoken::Algorithm::ES256,
         false,
     )?;
 
     // at exactly 3 lifetimes A is still listed; one second later it is pruned from the store
-    clock.advance(lifetime);
+    clock.advance(lifetime + Duration::SECOND);
     assert_eq!(factory.list_public_keys().await?.len(), 2);
     clock.advance(Duration::SECOND);
     let listed: Vec<_> = factory
@@ -483,6 +494,106 @@ async fn jwks_cache_sees_other_replicas_within_a_second() -> TestResult {
     assert_eq!(replica_a.list_public_keys().await?.len(), 2);
     let json: Value = serde_json::from_str(&replica_a.jwks_json().await?)?;
     assert_eq!(json["keys"].as_array().map(Vec::len), Some(2));
+    Ok(())
+}
+
+/// Two replicas on one key store through several rotations, their clocks and rotations out of
+/// step: at every instant, each one's tokens verify against the JWKS the other serves at that
+/// instant (cached for up to a second), so no verifier ever meets a key id it cannot find.
+#[tokio::test]
+async fn replicas_see_each_others_keys_before_they_sign_through_rotations() -> TestResult {
+    let clock = ManualClock::starting_now();
+    let store = Arc::new(MemoryKeyStore::new());
+    let lifetime = Duration::minutes(10);
+    let build = || {
+        TokenFactory::builder(ISSUER)
+            .lifetime(lifetime)
+            .key_store(store.clone())
+            .clock(clock.clone())
+            .build()
+    };
+    let (a, b) = (build()?, build()?);
+    let params = TokenParams::new(user("jane")?, vec![user("jane")?]);
+    let kid_of = |token: &str| -> TestResult<String> {
+        jsonwebtoken::decode_header(token)?
+            .kid
+            .ok_or_else(|| "no kid".into())
+    };
+
+    // The first keys sign at once (a verifier meeting one re-reads the store); B starts later.
+    a.issue_token(params.clone()).await?;
+    clock.advance(Duration::minutes(3));
+    b.issue_token(params.clone()).await?;
+    clock.advance(Duration::SECOND);
+
+    let mut kids = std::collections::BTreeSet::new();
+    // Steps of 7 s through five lifetimes, so that rotations fall between and on steps.
+    for step in 0..(5 * 600 / 7) {
+        // Both serve their JWKS at this instant, and keep serving that list for a second.
+        a.list_public_keys().await?;
+        b.list_public_keys().await?;
+        for (issuer, verifier, name) in [(&a, &b, "A at B"), (&b, &a, "B at A")] {
+            let token = issuer.issue_token(params.clone()).await?;
+            let jwks = verifier.list_public_keys().await?;
+            kids.insert(kid_of(token.token.secret())?);
+            verify_user_token(
+                token.token.secret(),
+                &jwks,
+                jsonwebtoken::Algorithm::ES256,
+                true,
+            )
+            .map_err(|e| format!("step {step}, {name}: {e}"))?;
+        }
+        clock.advance(Duration::seconds(7));
+    }
+    assert!(a.keys_created() >= 5, "{}", a.keys_created());
+    assert!(b.keys_created() >= 5, "{}", b.keys_created());
+    // Every key that signed was seen; at most one published next key per replica was not yet.
+    assert!(kids.len() as u64 + 2 >= a.keys_created() + b.keys_created());
+    // Old keys leave the store: at most three lifetimes of keys of each replica remain.
+    assert!(store.list_keys().await?.len() <= 8);
+    Ok(())
+}
+
+/// A verifier that meets an unknown key id re-reads the store, at most once per cooldown
+/// (100 ms).
+#[tokio::test]
+async fn an_unknown_kid_reloads_the_key_list_with_a_cooldown() -> TestResult {
+    let clock = ManualClock::starting_now();
+    let store = Arc::new(MemoryKeyStore::new());
+    let build = || {
+        TokenFactory::builder(ISSUER)
+            .key_store(store.clone())
+            .clock(clock.clone())
+            .build()
+    };
+    let (a, b) = (build()?, build()?);
+    let params = TokenParams::new(user("jane")?, vec![user("jane")?]);
+    // B has read the (empty) store; then A starts signing with a fresh key.
+    assert!(b.list_public_keys().await?.is_empty());
+    let token = a.issue_token(params.clone()).await?;
+    let kid = jsonwebtoken::decode_header(token.token.secret())?
+        .kid
+        .ok_or("no kid")?;
+    assert!(b.list_public_keys().await?.is_empty(), "B's list is cached");
+    clock.advance(Duration::milliseconds(200));
+    let reloaded = b.reload_public_keys(&kid).await?;
+    assert_eq!(reloaded.len(), 1);
+    verify_user_token(
+        token.token.secret(),
+        &reloaded,
+        jsonwebtoken::Algorithm::ES256,
+        true,
+    )?;
+    // Within the cooldown, made-up key ids are answered from the cache.
+    let other = TokenFactory::builder(ISSUER)
+        .key_store(store.clone())
+        .clock(clock.clone())
+        .build()?;
+    other.issue_token(params.clone()).await?;
+    assert_eq!(b.reload_public_keys("made-up").await?.len(), 1);
+    clock.advance(Duration::milliseconds(200));
+    assert_eq!(b.reload_public_keys("made-up").await?.len(), 2);
     Ok(())
 }
 
