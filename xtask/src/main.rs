@@ -7,7 +7,8 @@
 //! - `tidy`: project hygiene checks, also run as a test so `cargo test` fails on untidiness;
 //! - `bench`: a bounded load benchmark of a release build of `stagepass-server` on loopback;
 //! - `setup`: only the environment step of `ci` (system packages, services);
-//! - `new-provider`: scaffold a provider crate from an OIDC or OAuth2 template.
+//! - `new-provider`: scaffold a provider crate from an OIDC or OAuth2 template;
+//! - `screenshots`: pictures of the sign-in page for the documentation.
 //!
 //! It depends on `std` and `anyhow` alone so that it builds in seconds on a fresh machine.
 
@@ -20,6 +21,7 @@ mod bench;
 mod ci;
 mod deny;
 mod scaffold;
+mod screenshots;
 mod setup;
 mod tidy;
 mod util;
@@ -41,6 +43,7 @@ Commands:
   bench   Load-benchmark a release build of stagepass-server on loopback with wrk
   setup   Only the environment step of `ci`: system packages and test services
   new-provider  Scaffold a provider crate crates/stagepass-<name>/ (OIDC or OAuth2)
+  screenshots   Take the sign-in page's pictures for the documentation (docs/images/)
   help    Print this help, or the help of a command (`cargo xtask help bench`)
 
 Run `cargo xtask <COMMAND> --help` for the options of a command.
@@ -162,6 +165,23 @@ Options:
   -h, --help          Print this help
 ";
 
+/// The `screenshots --help` text.
+const SCREENSHOTS_HELP: &str = "\
+cargo xtask screenshots: pictures of the sign-in page for the documentation
+
+Usage: cargo xtask screenshots [--out DIR]
+
+Runs the ignored browser test `screenshots` (crates/stagepass-server/tests/browser.rs): it
+starts stagepass-server with the guest provider and the test OpenID provider, drives headless
+Chromium through the page and saves sign-in-page.png, signed-in.png and sign-in-error.png.
+Needs Chromium, chromedriver and Node.js, as the browser tests do. Not part of `ci`: run it
+when the page changes, look at the pictures, and commit them.
+
+Options:
+  --out DIR   Where to write the pictures (default docs/images)
+  -h, --help  Print this help
+";
+
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,6 +209,7 @@ fn run(args: Vec<String>) -> Result<()> {
                 Some("tidy") => help_for(TIDY_HELP),
                 Some("bench") => help_for(BENCH_HELP),
                 Some("new-provider") => help_for(NEW_PROVIDER_HELP),
+                Some("screenshots") => help_for(SCREENSHOTS_HELP),
                 Some(other) => bail!("unknown command `{other}`; see `cargo xtask --help`"),
             }
             Ok(())
@@ -254,6 +275,15 @@ fn run(args: Vec<String>) -> Result<()> {
             };
             args.finish("new-provider")?;
             scaffold::run(&util::Workspace::locate()?, &name, flavour)
+        }
+        "screenshots" => {
+            if args.help() {
+                help_for(SCREENSHOTS_HELP);
+                return Ok(());
+            }
+            let out = args.value("--out")?;
+            args.finish("screenshots")?;
+            screenshots::run(out.map(Into::into))
         }
         other => bail!("unknown command `{other}`; see `cargo xtask --help`"),
     }

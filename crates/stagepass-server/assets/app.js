@@ -158,13 +158,26 @@ function showSession(provider, response) {
   $('session-profile').textContent = [profile.displayName, profile.email].filter(Boolean).join(' · ') || '—';
   $('session-name').textContent = profile.displayName || identity.identity.userEntityRef;
   $('session-email').textContent = profile.email || '';
+  // The picture when there is one and it loads (the CSP may refuse it, the host may be down);
+  // else the first letter of the name.
   const picture = $('session-picture');
+  const initial = $('session-initial');
+  const name = profile.displayName || profile.email || identity.identity.userEntityRef.replace(/^[^:]*:([^/]*\/)?/, '');
+  initial.textContent = (name.trim()[0] || '?').toUpperCase();
+  initial.hidden = Boolean(profile.picture);
+  picture.hidden = true;
   if (profile.picture) {
+    picture.onload = () => {
+      picture.hidden = false;
+      initial.hidden = true;
+    };
+    picture.onerror = () => {
+      picture.hidden = true;
+      initial.hidden = false;
+    };
     picture.src = profile.picture;
-    picture.hidden = false;
   } else {
     picture.removeAttribute('src');
-    picture.hidden = true;
   }
   const session = $('session');
   session.hidden = false;

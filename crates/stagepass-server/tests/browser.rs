@@ -1182,3 +1182,87 @@ async fn saml_signs_in_through_the_popup_over_https_and_not_over_http() {
     browser.close().await;
     eprintln!("SAML popup test took {:?}", started.elapsed());
 }
+
+/// Not a check: writes the screenshots of the sign-in page that the documentation shows, into
+/// the directory named by `STAGEPASS_SCREENSHOTS`. `cargo xtask screenshots` runs it.
+#[tokio::test]
+#[ignore = "writes the documentation's screenshots; run by `cargo xtask screenshots`"]
+async fn screenshots() {
+    let dir = PathBuf::from(
+        std::env::var_os("STAGEPASS_SCREENSHOTS")
+            .expect("STAGEPASS_SCREENSHOTS names the directory to write the screenshots to"),
+    );
+    let idp = OidcTestProvider::start()
+        .await
+        .unwrap_or_else(|e| panic!("the screenshots need the test OpenID provider: {e}"));
+    let providers = format!(
+        "{}{}",
+        guest_providers(),
+        oidc_provider("oidc", &idp, Some("login"))
+    );
+    let server = start_server(&providers).await;
+    let driver = find_executable(&["chromedriver"]).expect(INSTALL_HINT);
+    let chromium = find_executable(&["chromium", "chromium-browser"]).expect(INSTALL_HINT);
+    let browser = Browser::start(&driver, &chromium, &["--hide-scrollbars".to_owned()]).await;
+    browser.client.set_window_size(900, 700).await.unwrap();
+    let save = |name: &'static str| {
+        let browser = &browser;
+        let path = dir.join(name);
+        async move {
+            // The pointer away from the buttons (no hover colour), and the window just tall
+            // enough for the card and its margin.
+            use fantoccini::actions::InputSource as _;
+            let away = fantoccini::actions::MouseActions::new("mouse".to_owned()).then(
+                fantoccini::actions::PointerAction::MoveTo {
+                    duration: None,
+                    x: 0.0,
+                    y: 0.0,
+                },
+            );
+            browser.client.perform_actions(away).await.unwrap();
+            let script = "const main = document.querySelector('main');\n\
+                return [Math.ceil(main.getBoundingClientRect().bottom) + 64, window.innerHeight];";
+            let sizes = browser.client.execute(script, vec![]).await.unwrap();
+            let wanted = sizes[0].as_u64().unwrap();
+            let inner = sizes[1].as_u64().unwrap();
+            let (width, height) = browser.client.get_window_size().await.unwrap();
+            let height = u32::try_from(height + wanted).unwrap() - u32::try_from(inner).unwrap();
+            browser
+                .client
+                .set_window_size(u32::try_from(width).unwrap(), height)
+                .await
+                .unwrap();
+            let png = browser.client.screenshot().await.unwrap();
+            std::fs::write(&path, &png).unwrap();
+            eprintln!("wrote {} ({} bytes)", path.display(), png.len());
+        }
+    };
+
+    browser.goto(&format!("{}/", server.origin)).await;
+    browser
+        .wait_text("button[data-provider=guest]", "Sign in with Guest")
+        .await;
+    save("sign-in-page.png").await;
+
+    let main = browser.client.window().await.unwrap();
+    browser.click("button[data-provider=oidc]").await;
+    browser.sign_in_at_idp(&main, "carol").await;
+    browser
+        .wait_text("#session-user", "user:default/carol")
+        .await;
+    save("signed-in.png").await;
+
+    browser.click("#signout").await;
+    browser.wait_hidden("#session").await;
+    browser.click("button[data-provider=oidc]").await;
+    let popup = browser.popup(&main).await;
+    browser.client.switch_to_window(popup).await.unwrap();
+    browser.shown("input[name=login]").await;
+    browser.client.close_window().await.unwrap();
+    browser.client.switch_to_window(main).await.unwrap();
+    browser
+        .wait_text("#error-detail", "Login failed, popup was closed")
+        .await;
+    save("sign-in-error.png").await;
+    browser.close().await;
+}
