@@ -11,8 +11,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use stagepass_core::{
     AuthResponse, AuthenticateRequest, Authenticated, Error, FlowData, IssuedToken, LogoutRequest,
-    Params, ProxyRequest, RefreshRequest, RefreshToken, ScopePolicy, SignInInfo, SignInResolver,
-    StartRequest,
+    MetadataRequest, Params, ProxyRequest, RefreshRequest, RefreshToken, ScopePolicy, SignInInfo,
+    SignInResolver, StartRequest,
 };
 use url::Url;
 
@@ -46,6 +46,7 @@ impl AuthBackend {
             .route("/{provider}/handler/frame", any(frame))
             .route("/{provider}/refresh", any(refresh))
             .route("/{provider}/logout", any(logout))
+            .route("/{provider}/metadata", get(metadata))
             .fallback(fallback)
             .with_state(self.inner.clone())
     }
@@ -872,6 +873,48 @@ async fn logout(
     };
     writer.apply(response.headers_mut());
     response
+}
+
+/// `GET /{provider}/metadata`: the provider's metadata document (SAML service provider
+/// metadata), for `?env=` or the provider's only environment; 404 when it has none.
+async fn metadata(
+    State(inner): AppState,
+    Path(id): Path<String>,
+    method: Method,
+    uri: OriginalUri,
+) -> Response {
+    let req = Req::new(method, &uri);
+    let envs = match lookup(&inner, &id) {
+        Ok(Provider::OAuth(envs)) => envs,
+        Ok(_) => return req.error(Error::not_found(format!("Unknown auth provider '{id}'"))),
+        Err(error) => return req.error(error),
+    };
+    let query = query_params(&uri);
+    let only = (envs.len() == 1 && !query.contains("env"))
+        .then(|| envs.values().next())
+        .flatten();
+    let env = match only {
+        Some(env) => env,
+        None => match select_env(envs, &query) {
+            Ok((_, env)) => env,
+            Err(error) => return req.error(error),
+        },
+    };
+    let callback = match callback_url(&inner, &id, env) {
+        Ok(url) => url,
+        Err(error) => return req.error(error),
+    };
+    match env.strategy.metadata(MetadataRequest::new(&callback)) {
+        Ok(Some(document)) => (
+            [(header::CONTENT_TYPE, document.content_type)],
+            document.body,
+        )
+            .into_response(),
+        Ok(None) => req.error(Error::not_found(format!(
+            "The auth provider '{id}' has no metadata"
+        ))),
+        Err(error) => req.error(error),
+    }
 }
 
 async fn openid_configuration(State(inner): AppState) -> Response {

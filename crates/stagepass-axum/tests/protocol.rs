@@ -1089,3 +1089,28 @@ async fn cross_site_callbacks_get_same_site_none_cookies_on_https_only() {
             .ends_with("SameSite=Lax")
     );
 }
+
+#[tokio::test]
+async fn metadata_is_not_found_for_providers_without_it() {
+    let h = harness();
+    for path in [
+        "/api/auth/test/metadata",
+        "/api/auth/test/metadata?env=development",
+        "/api/auth/guest/metadata",
+    ] {
+        let res = h.client.get(path).send().await;
+        assert_eq!(error_body(&res).0, 404, "{path}");
+        assert_eq!(error_body(&res).1, "NotFoundError", "{path}");
+    }
+    let res = h
+        .client
+        .get("/api/auth/test/metadata?env=production")
+        .send()
+        .await;
+    assert_eq!(error_body(&res).0, 404);
+    let res = h.client.get("/api/auth/github/metadata").send().await;
+    assert_eq!(
+        error_body(&res).2,
+        "No auth provider registered for 'github'"
+    );
+}

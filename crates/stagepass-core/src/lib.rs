@@ -84,8 +84,9 @@ pub use sign_in::{
     UserQuery, resolver_fn,
 };
 pub use strategy::{
-    AuthenticateRequest, Authenticated, LogoutRequest, LogoutResponse, Params, ProxyAuthenticator,
-    ProxyRequest, RefreshRequest, ScopePolicy, StartRequest, StartResponse, Strategy,
+    AuthenticateRequest, Authenticated, LogoutRequest, LogoutResponse, MetadataRequest, Params,
+    ProviderMetadata, ProxyAuthenticator, ProxyRequest, RefreshRequest, ScopePolicy, StartRequest,
+    StartResponse, Strategy,
 };
 pub use token::{Clock, KeyStore, PublicJwk, StoredKey, SystemClock, TokenIssuer};
 

@@ -202,6 +202,42 @@ pub struct LogoutResponse {
     pub logout_url: Option<Url>,
 }
 
+/// What the protocol layer hands to [`Strategy::metadata`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct MetadataRequest<'a> {
+    /// The callback URL of the environment (`…/handler/frame`).
+    pub callback_url: &'a Url,
+}
+
+impl<'a> MetadataRequest<'a> {
+    /// Builds a request.
+    pub fn new(callback_url: &'a Url) -> Self {
+        Self { callback_url }
+    }
+}
+
+/// A document describing this side of the login to the identity provider, served at
+/// `/api/auth/<provider>/metadata` (for SAML, the service provider's metadata).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProviderMetadata {
+    /// The `Content-Type` it is served with.
+    pub content_type: &'static str,
+    /// The document.
+    pub body: String,
+}
+
+impl ProviderMetadata {
+    /// A document with its content type.
+    pub fn new(content_type: &'static str, body: impl Into<String>) -> Self {
+        Self {
+            content_type,
+            body: body.into(),
+        }
+    }
+}
+
 /// A successful authentication or refresh.
 #[derive(Debug, Clone, Default)]
 pub struct Authenticated {
@@ -241,6 +277,14 @@ pub trait Strategy: Send + Sync + 'static {
     async fn logout(&self, request: LogoutRequest<'_>) -> Result<LogoutResponse> {
         let _ = request;
         Ok(LogoutResponse::default())
+    }
+
+    /// The document served at `/api/auth/<provider>/metadata`, if this provider has one (SAML
+    /// service provider metadata). The default has none, which the protocol layer answers
+    /// with 404.
+    fn metadata(&self, request: MetadataRequest<'_>) -> Result<Option<ProviderMetadata>> {
+        let _ = request;
+        Ok(None)
     }
 
     /// How this provider handles scopes.

@@ -80,7 +80,8 @@ use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
 use serde_json::{Map, Value, json};
 use stagepass_core::{
     AuthenticateRequest, Authenticated, EphemeralStore, Error, FlowData, MemoryEphemeralStore,
-    ProfileInfo, ProviderSession, Result, StartRequest, StartResponse, Strategy,
+    MetadataRequest, ProfileInfo, ProviderMetadata, ProviderSession, Result, StartRequest,
+    StartResponse, Strategy,
 };
 use url::Url;
 
@@ -134,6 +135,9 @@ pub enum ConfigError {
     /// `decryptionPvk` is not a PEM RSA private key.
     #[error("saml `decryptionPvk` is not a PEM RSA private key")]
     InvalidDecryptionKey,
+    /// A certificate of this service provider is neither base64 DER nor PEM.
+    #[error("saml `{0}` is not a base64 or PEM X.509 certificate")]
+    InvalidKeyCertificate(&'static str),
     /// A certificate is neither base64 DER nor PEM.
     #[error("saml `cert` entry {0} is not a base64 or PEM X.509 certificate")]
     InvalidCertificate(usize),
@@ -239,6 +243,7 @@ pub struct SamlProviderBuilder {
     want_response_unsigned_ok: bool,
     want_assertion_unsigned_ok: bool,
     decryption_pvk: Option<SecretPem>,
+    decryption_cert: Option<String>,
 }
 
 /// A PEM private key as configured; its `Debug` prints nothing of it.
@@ -332,6 +337,13 @@ impl SamlProviderBuilder {
         self
     }
 
+    /// `decryptionCert`: the certificate of `decryptionPvk` (PEM or base64 DER), published in
+    /// the metadata as the encryption key so that the identity provider can encrypt to it.
+    pub fn decryption_cert(mut self, cert: impl Into<String>) -> Self {
+        self.decryption_cert = Some(cert.into());
+        self
+    }
+
     /// Where assertion ids are recorded so that each is accepted once. Give every replica of
     /// a deployment the same shared store; the default is a [`MemoryEphemeralStore`], which
     /// only protects one process. Ids live under [`ASSERTION_ID_NAMESPACE`] until the
@@ -395,6 +407,14 @@ impl SamlProviderBuilder {
             ),
             None => None,
         };
+        let decryption_cert = match &self.decryption_cert {
+            Some(cert) => Some(
+                decode_certificate(cert)
+                    .map(|der| STANDARD.encode(der.der_data()))
+                    .ok_or(ConfigError::InvalidKeyCertificate("decryptionCert"))?,
+            ),
+            None => None,
+        };
         let skew = chrono::Duration::from_std(self.accepted_clock_skew)
             .unwrap_or(chrono::Duration::zero());
         Ok(SamlProvider {
@@ -408,6 +428,7 @@ impl SamlProviderBuilder {
                 .max_response_bytes
                 .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
             decryption_key,
+            decryption_cert,
             want_response_signed: !self.want_response_unsigned_ok,
             want_assertion_signed: !self.want_assertion_unsigned_ok,
             replay_store: self
@@ -442,6 +463,8 @@ pub struct SamlProvider {
     max_response_bytes: usize,
     /// `decryptionPvk`.
     decryption_key: Option<decrypt::DecryptionKey>,
+    /// `decryptionCert`, base64 DER.
+    decryption_cert: Option<String>,
     /// `wantAuthnResponseSigned`.
     want_response_signed: bool,
     /// `wantAssertionsSigned`.
@@ -656,6 +679,63 @@ impl SamlProvider {
     }
 }
 
+/// Escapes text for an XML attribute or element.
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl SamlProvider {
+    /// This service provider's metadata (SAML Metadata 2.4.4): the entity id, the assertion
+    /// consumer service (HTTP-POST, the callback URL), the signing and encryption
+    /// certificates that are configured, and the NameID format asked for.
+    fn sp_metadata(&self, callback_url: &Url) -> String {
+        let key = |usage: &str, cert: &str, methods: &str| {
+            format!(
+                "<md:KeyDescriptor use=\"{usage}\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}\
+                 </ds:X509Certificate></ds:X509Data></ds:KeyInfo>{methods}</md:KeyDescriptor>"
+            )
+        };
+        let mut body = String::new();
+        if let Some(cert) = &self.decryption_cert {
+            let methods: String = [
+                "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+                "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+                "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+                "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+                "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+            ]
+            .iter()
+            .map(|m| format!("<md:EncryptionMethod Algorithm=\"{m}\"/>"))
+            .collect();
+            body.push_str(&key("encryption", cert, &methods));
+        }
+        if let Some(format) = &self.identifier_format {
+            body.push_str(&format!(
+                "<md:NameIDFormat>{}</md:NameIDFormat>",
+                xml_escape(format)
+            ));
+        }
+        body.push_str(&format!(
+            "<md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" \
+             Location=\"{}\" index=\"1\" isDefault=\"true\"/>",
+            xml_escape(callback_url.as_str())
+        ));
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
+             xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{}\">\
+             <md:SPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
+             AuthnRequestsSigned=\"false\" WantAssertionsSigned=\"{}\">{body}</md:SPSSODescriptor>\
+             </md:EntityDescriptor>\n",
+            xml_escape(&self.issuer),
+            self.want_assertion_signed,
+        )
+    }
+}
+
 /// A request id: 128 random bits, starting with a letter as `xs:ID` requires.
 fn new_request_id() -> std::result::Result<String, Error> {
     let mut bytes = [0u8; 16];
@@ -757,5 +837,12 @@ impl Strategy for SamlProvider {
 
     fn callback_is_cross_site_post(&self) -> bool {
         true
+    }
+
+    fn metadata(&self, request: MetadataRequest<'_>) -> Result<Option<ProviderMetadata>> {
+        Ok(Some(ProviderMetadata::new(
+            "application/samlmetadata+xml",
+            self.sp_metadata(request.callback_url),
+        )))
     }
 }

@@ -752,6 +752,61 @@ async fn oversize_and_garbage_input_is_refused() {
     assert!(client.cookie("saml-refresh-token").is_none());
 }
 
+#[tokio::test]
+async fn the_service_provider_metadata_is_served() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let provider = builder_for(&idp, "")
+        .decryption_pvk(idp.sp_key())
+        .decryption_cert(idp.sp_cert())
+        .identifier_format("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
+        .build()
+        .unwrap();
+    let client = backend_for(provider);
+    let res = client.get("/api/auth/saml/metadata").send().await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(
+        res.header("content-type"),
+        Some("application/samlmetadata+xml")
+    );
+    let xml = res.text();
+    let metadata: samael::metadata::EntityDescriptor = xml.parse().unwrap();
+    assert_eq!(metadata.entity_id.as_deref(), Some(SP_ENTITY_ID));
+    let sp = &metadata.sp_sso_descriptors.as_ref().unwrap()[0];
+    let acs = &sp.assertion_consumer_services[0];
+    assert_eq!(
+        acs.binding,
+        "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+    );
+    assert_eq!(
+        acs.location,
+        format!("{BACKEND_BASE_URL}/api/auth/saml/handler/frame")
+    );
+    let keys = sp.key_descriptors.as_ref().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].key_use.as_deref(), Some("encryption"));
+    let published = &keys[0].key_info.x509_data.as_ref().unwrap().certificates[0];
+    let pem_body: String = idp
+        .sp_cert()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert_eq!(published, &pem_body);
+    assert_eq!(
+        sp.name_id_formats.as_deref(),
+        Some(&["urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".to_owned()][..])
+    );
+    // Without keys the metadata has no KeyDescriptor; the env may also be named.
+    let plain = backend_for(provider_for(&idp, ""));
+    let res = plain
+        .get("/api/auth/saml/metadata?env=development")
+        .send()
+        .await;
+    assert_eq!(res.status, 200);
+    assert!(!res.text().contains("KeyDescriptor"), "{}", res.text());
+}
+
 #[test]
 fn config_is_checked() {
     let url = Url::parse("https://idp.example.com/sso").unwrap();

@@ -598,6 +598,7 @@ impl ProviderKind for SamlKind {
             "wantAuthnResponseSigned",
             "wantAssertionsSigned",
             "decryptionPvk",
+            "decryptionCert",
         ]
     }
 
@@ -628,6 +629,9 @@ impl ProviderKind for SamlKind {
         }
         if let Some(key) = r.optional_secret("decryptionPvk")? {
             builder = builder.decryption_pvk(key.expose());
+        }
+        if let Some(cert) = r.optional_string("decryptionCert")? {
+            builder = builder.decryption_cert(cert);
         }
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }
