@@ -44,6 +44,7 @@ pub(crate) struct RequestMetrics {
 #[derive(Clone)]
 struct WebState {
     page: Arc<str>,
+    csp: HeaderValue,
     backend: AuthBackend,
     issuer: Arc<TokenFactory>,
     requests: Arc<RequestMetrics>,
@@ -59,6 +60,7 @@ pub(crate) fn router(
     let requests = Arc::new(RequestMetrics::default());
     let state = WebState {
         page: serde_json::to_string(page).unwrap_or_default().into(),
+        csp: content_security_policy(&page.auth_base_url),
         backend: backend.clone(),
         issuer,
         requests: requests.clone(),
@@ -79,17 +81,39 @@ pub(crate) fn router(
         ))
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+/// The page's Content-Security-Policy: its own scripts and styles only, no framing, and
+/// pictures of the signed-in user from `https:` (and `data:`). From `http:` too only while the
+/// server itself is on plain http at a loopback address: a developer's machine, where a local
+/// identity provider often serves its pictures over http. A page served over https never loads
+/// them (browsers block or upgrade mixed content), and a plain-http server elsewhere is no
+/// reason to let the page fetch anything over the network in the clear.
+fn content_security_policy(auth_base_url: &str) -> HeaderValue {
+    let local_http = url::Url::parse(auth_base_url).is_ok_and(|url| {
+        url.scheme() == "http"
+            && match url.host() {
+                Some(url::Host::Domain(domain)) => domain == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            }
+    });
+    let img_src = if local_http {
+        "'self' https: http: data:"
+    } else {
+        "'self' https: data:"
+    };
+    HeaderValue::try_from(format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src {img_src}; frame-ancestors 'none'"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"))
+}
+
+fn asset(csp: &HeaderValue, content_type: &'static str, body: &'static str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'",
-        ),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -97,16 +121,16 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     response
 }
 
-async fn index() -> Response {
-    asset("text/html; charset=utf-8", INDEX_HTML)
+async fn index(State(state): State<WebState>) -> Response {
+    asset(&state.csp, "text/html; charset=utf-8", INDEX_HTML)
 }
 
-async fn app_js() -> Response {
-    asset("text/javascript; charset=utf-8", APP_JS)
+async fn app_js(State(state): State<WebState>) -> Response {
+    asset(&state.csp, "text/javascript; charset=utf-8", APP_JS)
 }
 
-async fn style_css() -> Response {
-    asset("text/css; charset=utf-8", STYLE_CSS)
+async fn style_css(State(state): State<WebState>) -> Response {
+    asset(&state.csp, "text/css; charset=utf-8", STYLE_CSS)
 }
 
 async fn page_config(State(state): State<WebState>) -> Response {
@@ -184,4 +208,40 @@ async fn count_requests(
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     *counts.entry((route, status)).or_insert(0) += 1;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_security_policy;
+
+    #[test]
+    fn pictures_over_http_only_for_a_local_http_server() {
+        let img_src = |base: &str| {
+            let csp = content_security_policy(base);
+            let csp = csp.to_str().unwrap().to_owned();
+            csp.split("; ")
+                .find(|d| d.starts_with("img-src"))
+                .unwrap()
+                .to_owned()
+        };
+        for local in [
+            "http://localhost:7007/api/auth",
+            "http://127.0.0.1:7007/api/auth",
+            "http://[::1]:7007/api/auth",
+        ] {
+            assert_eq!(
+                img_src(local),
+                "img-src 'self' https: http: data:",
+                "{local}"
+            );
+        }
+        for other in [
+            "https://localhost:7007/api/auth",
+            "https://backstage.example.com/api/auth",
+            "http://backstage.example.com/api/auth",
+            "http://10.0.0.5:7007/api/auth",
+        ] {
+            assert_eq!(img_src(other), "img-src 'self' https: data:", "{other}");
+        }
+    }
 }
