@@ -23,22 +23,28 @@ const XENC_NS: &[u8] = b"http://www.w3.org/2001/04/xmlenc#";
 const XENC11_NS: &[u8] = b"http://www.w3.org/2009/xmlenc11#";
 const DSIG_NS: &[u8] = b"http://www.w3.org/2000/09/xmldsig#";
 
-/// The service provider's decryption key (`decryptionPvk`); its `Debug` prints nothing of it.
+/// One of the service provider's RSA private keys (`decryptionPvk`, `privateKey`); its `Debug`
+/// prints nothing of it.
 #[derive(Clone)]
-pub(crate) struct DecryptionKey(PKey<Private>);
+pub(crate) struct RsaKey(PKey<Private>);
 
-impl std::fmt::Debug for DecryptionKey {
+impl std::fmt::Debug for RsaKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DecryptionKey([redacted])")
+        f.write_str("RsaKey([redacted])")
     }
 }
 
-impl DecryptionKey {
+impl RsaKey {
     /// An RSA private key in PEM (PKCS#8 or PKCS#1).
     pub(crate) fn from_pem(pem: &str) -> Option<Self> {
         let key = PKey::private_key_from_pem(pem.trim().as_bytes()).ok()?;
         key.rsa().ok()?;
         Some(Self(key))
+    }
+
+    /// The key, for signing.
+    pub(crate) fn pkey(&self) -> &PKey<Private> {
+        &self.0
     }
 }
 
@@ -242,10 +248,7 @@ fn decrypt_data(algorithm: &str, key: &[u8], data: &[u8]) -> Result<Vec<u8>, Res
 }
 
 /// The plaintext assertion of an `EncryptedAssertion` element.
-pub(crate) fn decrypt_assertion(
-    fragment: &str,
-    key: &DecryptionKey,
-) -> Result<String, ResponseError> {
+pub(crate) fn decrypt_assertion(fragment: &str, key: &RsaKey) -> Result<String, ResponseError> {
     let parts = parts(fragment)?;
     let algorithm = parts
         .data_algorithm

@@ -75,8 +75,11 @@ use chrono::Utc;
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, CryptoProvider, ReduceMode};
 use samael::key_info::{KeyInfo, X509Data};
 use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
-use samael::schema::Assertion;
+use samael::schema::{
+    Assertion, AuthnContextClassRef, AuthnContextComparison, RequestedAuthnContext,
+};
 use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
+use samael::traits::ToXml;
 use serde_json::{Map, Value, json};
 use stagepass_core::{
     AuthenticateRequest, Authenticated, EphemeralStore, Error, FlowData, MemoryEphemeralStore,
@@ -135,6 +138,9 @@ pub enum ConfigError {
     /// `decryptionPvk` is not a PEM RSA private key.
     #[error("saml `decryptionPvk` is not a PEM RSA private key")]
     InvalidDecryptionKey,
+    /// `privateKey` is not a PEM RSA private key.
+    #[error("saml `privateKey` is not a PEM RSA private key")]
+    InvalidPrivateKey,
     /// A certificate of this service provider is neither base64 DER nor PEM.
     #[error("saml `{0}` is not a base64 or PEM X.509 certificate")]
     InvalidKeyCertificate(&'static str),
@@ -244,6 +250,48 @@ pub struct SamlProviderBuilder {
     want_assertion_unsigned_ok: bool,
     decryption_pvk: Option<SecretPem>,
     decryption_cert: Option<String>,
+    private_key: Option<SecretPem>,
+    signing_cert: Option<String>,
+    signature_algorithm: SignatureAlgorithm,
+    authn_context: Vec<String>,
+}
+
+/// How the AuthnRequest is signed (`signatureAlgorithm`): RSA with SHA-256 (the default) or
+/// SHA-512. SHA-1 is not offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureAlgorithm {
+    /// `http://www.w3.org/2001/04/xmldsig-more#rsa-sha256`.
+    #[default]
+    RsaSha256,
+    /// `http://www.w3.org/2001/04/xmldsig-more#rsa-sha512`.
+    RsaSha512,
+}
+
+impl SignatureAlgorithm {
+    /// Reads `sha256` or `sha512`, the values passport-saml takes.
+    pub fn from_config(value: &str) -> Option<Self> {
+        match value {
+            "sha256" => Some(Self::RsaSha256),
+            "sha512" => Some(Self::RsaSha512),
+            _ => None,
+        }
+    }
+
+    /// The algorithm's URI, the `SigAlg` of the Redirect binding.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Self::RsaSha256 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            Self::RsaSha512 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+        }
+    }
+
+    fn digest(self) -> openssl::hash::MessageDigest {
+        match self {
+            Self::RsaSha256 => openssl::hash::MessageDigest::sha256(),
+            Self::RsaSha512 => openssl::hash::MessageDigest::sha512(),
+        }
+    }
 }
 
 /// A PEM private key as configured; its `Debug` prints nothing of it.
@@ -344,6 +392,38 @@ impl SamlProviderBuilder {
         self
     }
 
+    /// `privateKey`: the PEM RSA private key AuthnRequests are signed with (the Redirect
+    /// binding's `SigAlg` and `Signature` query parameters). Without it requests are unsigned.
+    pub fn private_key(mut self, pem: impl Into<String>) -> Self {
+        self.private_key = Some(SecretPem(pem.into()));
+        self
+    }
+
+    /// `signingCert`: the certificate of `privateKey` (PEM or base64 DER), published in the
+    /// metadata as the signing key.
+    pub fn signing_cert(mut self, cert: impl Into<String>) -> Self {
+        self.signing_cert = Some(cert.into());
+        self
+    }
+
+    /// `signatureAlgorithm`: how AuthnRequests are signed (default RSA-SHA256).
+    pub fn signature_algorithm(mut self, algorithm: SignatureAlgorithm) -> Self {
+        self.signature_algorithm = algorithm;
+        self
+    }
+
+    /// `authnContext`: the authentication context classes to ask for
+    /// (`RequestedAuthnContext`, comparison `exact`), such as
+    /// `urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport`.
+    pub fn authn_context<I, S>(mut self, classes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.authn_context = classes.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Where assertion ids are recorded so that each is accepted once. Give every replica of
     /// a deployment the same shared store; the default is a [`MemoryEphemeralStore`], which
     /// only protects one process. Ids live under [`ASSERTION_ID_NAMESPACE`] until the
@@ -401,9 +481,22 @@ impl SamlProviderBuilder {
             ..EntityDescriptor::default()
         };
         let decryption_key = match &self.decryption_pvk {
-            Some(pem) => Some(
-                decrypt::DecryptionKey::from_pem(&pem.0)
-                    .ok_or(ConfigError::InvalidDecryptionKey)?,
+            Some(pem) => {
+                Some(decrypt::RsaKey::from_pem(&pem.0).ok_or(ConfigError::InvalidDecryptionKey)?)
+            }
+            None => None,
+        };
+        let signing_key = match &self.private_key {
+            Some(pem) => {
+                Some(decrypt::RsaKey::from_pem(&pem.0).ok_or(ConfigError::InvalidPrivateKey)?)
+            }
+            None => None,
+        };
+        let signing_cert = match &self.signing_cert {
+            Some(cert) => Some(
+                decode_certificate(cert)
+                    .map(|der| STANDARD.encode(der.der_data()))
+                    .ok_or(ConfigError::InvalidKeyCertificate("signingCert"))?,
             ),
             None => None,
         };
@@ -429,6 +522,10 @@ impl SamlProviderBuilder {
                 .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
             decryption_key,
             decryption_cert,
+            signing_key,
+            signing_cert,
+            signature_algorithm: self.signature_algorithm,
+            authn_context: self.authn_context,
             want_response_signed: !self.want_response_unsigned_ok,
             want_assertion_signed: !self.want_assertion_unsigned_ok,
             replay_store: self
@@ -462,9 +559,17 @@ pub struct SamlProvider {
     clock_skew: chrono::Duration,
     max_response_bytes: usize,
     /// `decryptionPvk`.
-    decryption_key: Option<decrypt::DecryptionKey>,
+    decryption_key: Option<decrypt::RsaKey>,
     /// `decryptionCert`, base64 DER.
     decryption_cert: Option<String>,
+    /// `privateKey`.
+    signing_key: Option<decrypt::RsaKey>,
+    /// `signingCert`, base64 DER.
+    signing_cert: Option<String>,
+    /// `signatureAlgorithm`.
+    signature_algorithm: SignatureAlgorithm,
+    /// `authnContext`.
+    authn_context: Vec<String>,
     /// `wantAuthnResponseSigned`.
     want_response_signed: bool,
     /// `wantAssertionsSigned`.
@@ -679,6 +784,52 @@ impl SamlProvider {
     }
 }
 
+impl SamlProvider {
+    /// The HTTP-Redirect binding URL for a request (SAML Bindings 3.4.4): `SAMLRequest` (the
+    /// deflated, base64 XML) and `RelayState`, then, with `privateKey`, `SigAlg` and a
+    /// `Signature` over exactly `SAMLRequest=…&RelayState=…&SigAlg=…` as they appear in the
+    /// URL. Query parameters already in `entryPoint` are kept in front.
+    fn redirect_url(&self, xml: &str, relay_state: &str) -> Result<Url> {
+        use std::io::Write;
+        let fail = |_| Error::internal("could not encode the SAML AuthnRequest");
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(xml.as_bytes()).map_err(fail)?;
+        let deflated = encoder.finish().map_err(fail)?;
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("SAMLRequest", &STANDARD.encode(deflated));
+        if !relay_state.is_empty() {
+            query.append_pair("RelayState", relay_state);
+        }
+        if self.signing_key.is_some() {
+            query.append_pair("SigAlg", self.signature_algorithm.uri());
+        }
+        let mut query = query.finish();
+        if let Some(key) = &self.signing_key {
+            let sign_fail = |_| Error::internal("could not sign the SAML AuthnRequest");
+            let mut signer =
+                openssl::sign::Signer::new(self.signature_algorithm.digest(), key.pkey())
+                    .map_err(sign_fail)?;
+            let signature = signer
+                .sign_oneshot_to_vec(query.as_bytes())
+                .map_err(sign_fail)?;
+            query.push('&');
+            query.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("Signature", &STANDARD.encode(signature))
+                    .finish(),
+            );
+        }
+        let mut url = self.entry_point.clone();
+        let full = match url.query() {
+            Some(existing) if !existing.is_empty() => format!("{existing}&{query}"),
+            _ => query,
+        };
+        url.set_query(Some(&full));
+        Ok(url)
+    }
+}
+
 /// Escapes text for an XML attribute or element.
 fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -699,6 +850,9 @@ impl SamlProvider {
             )
         };
         let mut body = String::new();
+        if let Some(cert) = &self.signing_cert {
+            body.push_str(&key("signing", cert, ""));
+        }
         if let Some(cert) = &self.decryption_cert {
             let methods: String = [
                 "http://www.w3.org/2009/xmlenc11#aes256-gcm",
@@ -728,9 +882,10 @@ impl SamlProvider {
              <md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
              xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{}\">\
              <md:SPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
-             AuthnRequestsSigned=\"false\" WantAssertionsSigned=\"{}\">{body}</md:SPSSODescriptor>\
+             AuthnRequestsSigned=\"{}\" WantAssertionsSigned=\"{}\">{body}</md:SPSSODescriptor>\
              </md:EntityDescriptor>\n",
             xml_escape(&self.issuer),
+            self.signing_key.is_some(),
             self.want_assertion_signed,
         )
     }
@@ -807,11 +962,24 @@ impl Strategy for SamlProvider {
             .make_authentication_request(self.entry_point.as_str())
             .map_err(|_| Error::internal("could not make the SAML AuthnRequest"))?;
         authn.id = new_request_id()?;
-        let url = authn
-            .redirect(request.state)
-            .ok()
-            .flatten()
-            .ok_or_else(|| Error::internal("could not encode the SAML AuthnRequest"))?;
+        if !self.authn_context.is_empty() {
+            authn.requested_authn_context = Some(RequestedAuthnContext {
+                authn_context_class_refs: Some(
+                    self.authn_context
+                        .iter()
+                        .map(|class| AuthnContextClassRef {
+                            value: Some(class.clone()),
+                        })
+                        .collect(),
+                ),
+                authn_context_decl_refs: None,
+                comparison: Some(AuthnContextComparison::Exact),
+            });
+        }
+        let xml = authn
+            .to_string()
+            .map_err(|_| Error::internal("could not encode the SAML AuthnRequest"))?;
+        let url = self.redirect_url(&xml, request.state)?;
         Ok(StartResponse {
             url,
             flow_data: Some(FlowData::new(authn.id)),

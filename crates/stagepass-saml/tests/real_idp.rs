@@ -14,8 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use stagepass_core::resolvers::MissingUser;
 use stagepass_core::{EphemeralStore, MemoryEphemeralStore};
-use stagepass_saml::SamlProvider;
 use stagepass_saml::resolvers::name_id_matching_user_entity_name;
+use stagepass_saml::{SamlProvider, SignatureAlgorithm};
 use stagepass_testkit::conformance::{APP_ORIGIN, BACKEND_BASE_URL, backend};
 use stagepass_testkit::{SamlPost, SamlTestIdp, TestClient, TestResponse};
 use url::Url;
@@ -760,6 +760,8 @@ async fn the_service_provider_metadata_is_served() {
     let provider = builder_for(&idp, "")
         .decryption_pvk(idp.sp_key())
         .decryption_cert(idp.sp_cert())
+        .private_key(idp.sp_key())
+        .signing_cert(idp.sp_cert())
         .identifier_format("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
         .build()
         .unwrap();
@@ -783,16 +785,20 @@ async fn the_service_provider_metadata_is_served() {
         acs.location,
         format!("{BACKEND_BASE_URL}/api/auth/saml/handler/frame")
     );
+    assert_eq!(sp.authn_requests_signed, Some(true));
     let keys = sp.key_descriptors.as_ref().unwrap();
-    assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0].key_use.as_deref(), Some("encryption"));
-    let published = &keys[0].key_info.x509_data.as_ref().unwrap().certificates[0];
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].key_use.as_deref(), Some("signing"));
+    assert_eq!(keys[1].key_use.as_deref(), Some("encryption"));
     let pem_body: String = idp
         .sp_cert()
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
-    assert_eq!(published, &pem_body);
+    for key in keys {
+        let published = &key.key_info.x509_data.as_ref().unwrap().certificates[0];
+        assert_eq!(published, &pem_body);
+    }
     assert_eq!(
         sp.name_id_formats.as_deref(),
         Some(&["urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".to_owned()][..])
@@ -805,6 +811,128 @@ async fn the_service_provider_metadata_is_served() {
         .await;
     assert_eq!(res.status, 200);
     assert!(!res.text().contains("KeyDescriptor"), "{}", res.text());
+}
+
+fn inflate(redirect: &Url) -> String {
+    let request = redirect
+        .query_pairs()
+        .find(|(k, _)| k == "SAMLRequest")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let deflated = STANDARD.decode(request).unwrap();
+    let mut xml = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::DeflateDecoder::new(deflated.as_slice()),
+        &mut xml,
+    )
+    .unwrap();
+    xml
+}
+
+#[tokio::test]
+async fn signed_authn_requests_are_accepted_by_the_idp() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    for algorithm in [SignatureAlgorithm::RsaSha256, SignatureAlgorithm::RsaSha512] {
+        let client = backend_for(
+            builder_for(&idp, "")
+                .private_key(idp.sp_key())
+                .signature_algorithm(algorithm)
+                .build()
+                .unwrap(),
+        );
+        let redirect = start(&client).await;
+        let sig_alg = redirect
+            .query_pairs()
+            .find(|(k, _)| k == "SigAlg")
+            .map(|(_, v)| v.into_owned());
+        assert_eq!(sig_alg.as_deref(), Some(algorithm.uri()));
+        let form = idp
+            .login(
+                &redirect,
+                "jane@example.com",
+                Some("jane"),
+                "signed-request",
+            )
+            .await
+            .unwrap();
+        let res = post(&client, &form).await;
+        assert_signed_in(&res.popup().expect("a popup page").0);
+        // The same request with another RelayState: the signature no longer matches.
+        let mut tampered = redirect.clone();
+        let pairs: Vec<(String, String)> = redirect
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "RelayState" {
+                    format!("{v}00")
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        tampered.query_pairs_mut().clear().extend_pairs(pairs);
+        let refused = idp
+            .login(
+                &tampered,
+                "jane@example.com",
+                Some("jane"),
+                "signed-request",
+            )
+            .await
+            .unwrap_err();
+        assert!(refused.contains("403"), "{refused}");
+    }
+    // An unsigned request is refused by an IdP that wants them signed.
+    let client = client(&idp);
+    let redirect = start(&client).await;
+    let refused = idp
+        .login(
+            &redirect,
+            "jane@example.com",
+            Some("jane"),
+            "signed-request",
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.contains("403"), "{refused}");
+}
+
+#[tokio::test]
+async fn the_authn_request_carries_authn_context_and_name_id_format() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let client = backend_for(
+        builder_for(&idp, "")
+            .identifier_format("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
+            .authn_context([
+                "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+                "urn:oasis:names:tc:SAML:2.0:ac:classes:X509",
+            ])
+            .build()
+            .unwrap(),
+    );
+    let redirect = start(&client).await;
+    assert!(redirect.query_pairs().all(|(k, _)| k != "Signature"));
+    let xml = inflate(&redirect);
+    assert!(
+        xml.contains("Format=\"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress\""),
+        "{xml}"
+    );
+    assert!(xml.contains("Comparison=\"exact\""), "{xml}");
+    assert!(
+        xml.contains(">urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport<"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(">urn:oasis:names:tc:SAML:2.0:ac:classes:X509<"),
+        "{xml}"
+    );
+    // samlify reads it and answers as usual.
+    let (message, _) = login(&idp, &client, "").await;
+    assert_signed_in(&message);
 }
 
 #[test]

@@ -599,6 +599,10 @@ impl ProviderKind for SamlKind {
             "wantAssertionsSigned",
             "decryptionPvk",
             "decryptionCert",
+            "privateKey",
+            "signingCert",
+            "signatureAlgorithm",
+            "authnContext",
         ]
     }
 
@@ -632,6 +636,27 @@ impl ProviderKind for SamlKind {
         }
         if let Some(cert) = r.optional_string("decryptionCert")? {
             builder = builder.decryption_cert(cert);
+        }
+        if let Some(key) = r.optional_secret("privateKey")? {
+            builder = builder.private_key(key.expose());
+        }
+        if let Some(cert) = r.optional_string("signingCert")? {
+            builder = builder.signing_cert(cert);
+        }
+        if let Some(name) = r.optional_string("signatureAlgorithm")? {
+            let algorithm =
+                stagepass::saml::SignatureAlgorithm::from_config(&name).ok_or_else(|| {
+                    build_error(
+                        r,
+                        format!(
+                            "saml `signatureAlgorithm` must be `sha256` or `sha512`, not `{name}`"
+                        ),
+                    )
+                })?;
+            builder = builder.signature_algorithm(algorithm);
+        }
+        if let Some(classes) = r.optional_string_list("authnContext")? {
+            builder = builder.authn_context(classes);
         }
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }

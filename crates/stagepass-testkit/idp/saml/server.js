@@ -20,6 +20,9 @@
 //   responder                      StatusCode urn:…:status:Responder
 //   sha1                           RSA-SHA1 signature
 //   doctype                        a DOCTYPE with an entity before the root element
+//   signed-request                 the AuthnRequest must carry a valid Redirect-binding
+//                                  signature by keys/sp-cert.pem (samlify with
+//                                  wantAuthnRequestsSigned); answers 403 otherwise
 //   encrypted                      the assertion encrypted to the service provider's test
 //                                  certificate (keys/sp-cert.pem), then the Response signed
 // GET /idp/login?SAMLRequest=…&RelayState=… is the same sign-in for a person in a browser: a
@@ -150,11 +153,45 @@ function readRequest(query) {
   return { xml, id: attr('ID'), acs: attr('AssertionConsumerServiceURL'), issuer };
 }
 
-async function sso(query) {
+// Checks the Redirect-binding signature of the AuthnRequest with samlify, over the query
+// parameters exactly as they came (SAML Bindings 3.4.4.1).
+async function verifyRequestSignature(query, rawQuery, request) {
+  const octetString = rawQuery
+    .split('&')
+    .filter((p) => /^(SAMLRequest|RelayState|SigAlg)=/.test(p))
+    .join('&');
+  const idp = samlify.IdentityProvider({
+    entityID: entityId,
+    privateKey: keys.idp.key,
+    signingCert: keys.idp.cert,
+    wantAuthnRequestsSigned: true,
+    singleSignOnService: [
+      { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', Location: `${baseUrl}/idp/sso` },
+    ],
+  });
+  const sp = samlify.ServiceProvider({
+    entityID: request.issuer,
+    authnRequestsSigned: true,
+    signingCert: keys.sp.cert,
+    assertionConsumerService: [
+      { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST', Location: request.acs },
+    ],
+  });
+  await idp.parseLoginRequest(sp, 'redirect', { query: Object.fromEntries(query), octetString });
+}
+
+async function sso(query, rawQuery) {
   const variants = new Set((query.get('variant') ?? '').split(',').filter(Boolean));
   const request = readRequest(query);
   if (!request.id || !request.acs || !request.issuer) {
     return { status: 400, body: 'the AuthnRequest has no ID, ACS URL or Issuer' };
+  }
+  if (variants.has('signed-request')) {
+    try {
+      await verifyRequestSignature(query, rawQuery, request);
+    } catch (error) {
+      return { status: 403, body: `the AuthnRequest signature was refused: ${error.message ?? error}` };
+    }
   }
   const email = query.get('user') ?? 'jane@example.com';
   const relayState = query.get('RelayState') ?? '';
@@ -237,7 +274,7 @@ const server = createServer(async (req, res) => {
     const url = new URL(req.url, baseUrl);
     let out;
     if (req.method === 'GET' && url.pathname === '/idp/sso') {
-      out = await sso(url.searchParams);
+      out = await sso(url.searchParams, url.search.slice(1));
     } else if (req.method === 'GET' && url.pathname === '/idp/login') {
       out = loginForm(url.searchParams);
     } else if (req.method === 'POST' && url.pathname === '/idp/login') {
