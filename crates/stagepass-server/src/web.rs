@@ -74,7 +74,12 @@ pub(crate) fn router(
         .route("/.backstage/health/v1/liveness", get(health))
         .route("/metrics", get(metrics))
         .with_state(state)
-        .nest("/api/auth", backend.router())
+        .nest(
+            "/api/auth",
+            backend
+                .router()
+                .layer(axum::middleware::from_fn(start_errors_back_to_the_page)),
+        )
         .layer(axum::middleware::from_fn_with_state(
             requests,
             count_requests,
@@ -183,6 +188,104 @@ async fn metrics(State(state): State<WebState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// The longest error body read back from `/start` (Backstage's error JSON is far shorter).
+const START_ERROR_BODY_LIMIT: usize = 16 * 1024;
+
+/// A browser that leaves a page for `/start?flow=redirect` and meets an error there would be
+/// left looking at the error's JSON. When that page is on this server's own origin (the
+/// `redirectUrl` has the host the request came to, as for the sign-in page at `/`), send the
+/// browser back to it with `?error=<message>` instead, as the callback does with its errors,
+/// so that the page can say what went wrong. Requests that are not navigations (`fetch`) and
+/// pages elsewhere, such as a Backstage frontend on its own origin, get the JSON as before;
+/// the target is this server's own origin, so this is no open redirect.
+async fn start_errors_back_to_the_page(request: Request, next: Next) -> Response {
+    let back_to = start_error_target(&request);
+    let response = next.run(request).await;
+    let Some(mut target) = back_to else {
+        return response;
+    };
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, START_ERROR_BODY_LIMIT).await else {
+        return (parts.status, parts.headers).into_response();
+    };
+    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|body| body["error"]["message"].as_str().map(str::to_owned));
+    let Some(message) = message else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    target.query_pairs_mut().append_pair("error", &message);
+    match HeaderValue::try_from(target.as_str()) {
+        Ok(location) => {
+            let mut redirect = StatusCode::FOUND.into_response();
+            redirect.headers_mut().insert(header::LOCATION, location);
+            redirect
+        }
+        Err(_) => Response::from_parts(parts, axum::body::Body::from(bytes)),
+    }
+}
+
+/// For a browser navigation to `/<provider>/start?flow=redirect&redirectUrl=…` whose
+/// `redirectUrl` is on the host the request was sent to: that URL, without `error`.
+fn start_error_target(request: &Request) -> Option<url::Url> {
+    let segments: Vec<&str> = request.uri().path().split('/').collect();
+    if request.method() != http::Method::GET || !matches!(segments[..], ["", _, "start"]) {
+        return None;
+    }
+    let headers = request.headers();
+    let navigation = headers
+        .get("sec-fetch-mode")
+        .is_some_and(|mode| mode == "navigate")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    if !navigation {
+        return None;
+    }
+    let query = request.uri().query()?;
+    let mut flow = None;
+    let mut redirect_url = None;
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "flow" => flow = Some(value.into_owned()),
+            "redirectUrl" => redirect_url = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    if flow.as_deref() != Some("redirect") {
+        return None;
+    }
+    let mut target = url::Url::parse(&redirect_url?).ok()?;
+    if !matches!(target.scheme(), "http" | "https") {
+        return None;
+    }
+    let authority = match (target.host_str(), target.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => return None,
+    };
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    if !host.eq_ignore_ascii_case(&authority) {
+        return None;
+    }
+    let kept: Vec<(String, String)> = target
+        .query_pairs()
+        .filter(|(key, _)| key != "error")
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    target.set_query(None);
+    if !kept.is_empty() {
+        target.query_pairs_mut().extend_pairs(kept);
+    }
+    target.set_fragment(None);
+    Some(target)
 }
 
 /// Counts each request under its route pattern (never the raw path, which would let clients

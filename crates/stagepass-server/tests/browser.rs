@@ -1081,6 +1081,62 @@ async fn cookie_attributes_in_the_browser_over_http_and_https() {
     eprintln!("cookie attributes test took {:?}", started.elapsed());
 }
 
+#[tokio::test]
+async fn a_refused_redirect_start_comes_back_to_the_page_in_words() {
+    let started = Instant::now();
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    let server = start_server(&oidc_provider("oidc", &idp, None)).await;
+    let Some(browser) = Browser::start_or_skip().await else {
+        return;
+    };
+    // The same server at 127.0.0.1 is an origin it does not accept sign-ins from.
+    let elsewhere = format!("http://127.0.0.1:{}", server.port);
+    let page = format!("{elsewhere}/");
+    browser.goto(&page).await;
+    browser.click("#use-redirect").await;
+    browser.click("button[data-provider=oidc]").await;
+
+    // /start refuses the origin; the browser comes back to the page, not to a JSON error.
+    browser
+        .wait_text(
+            "#error-detail",
+            &format!("Origin '{elsewhere}' is not allowed"),
+        )
+        .await;
+    let words = browser.shown("#error-message").await.text().await.unwrap();
+    assert!(
+        words.contains("not one the server accepts sign-ins from")
+            && words.contains(&server.origin),
+        "{words}"
+    );
+    assert_eq!(
+        browser.url().await,
+        page,
+        "the error is taken off the address"
+    );
+    browser.wait_hidden("#session").await;
+
+    // A script asking the same gets the JSON, as Backstage's clients expect.
+    let script = "const [url, done] = arguments;\n\
+        fetch(url).then(async (res) => done({ status: res.status, body: await res.text() }));";
+    let url = format!(
+        "/api/auth/oidc/start?env=development&flow=redirect&origin={}&redirectUrl={}",
+        elsewhere, page
+    );
+    let result = browser
+        .client
+        .execute_async(script, vec![json!(url)])
+        .await
+        .unwrap();
+    assert_eq!(result["status"], 403, "{result}");
+    let body: Value = serde_json::from_str(result["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["error"]["name"], "NotAllowedError", "{body}");
+    browser.close().await;
+    eprintln!("refused redirect start test took {:?}", started.elapsed());
+}
+
 /// A `saml` provider signing in through the test IdP's login form.
 #[cfg(feature = "saml")]
 fn saml_provider(idp: &stagepass_testkit::SamlTestIdp) -> String {
