@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -430,8 +431,9 @@ const POSTGRES_PACKAGE: SystemPackage = SystemPackage {
 pub(crate) const POSTGRES_URL_VAR: &str = "STAGEPASS_TEST_POSTGRES_URL";
 
 /// An ephemeral PostgreSQL cluster for the tests: `initdb` in a temporary directory and
-/// `postgres` on a free loopback port with `fsync=off`, stopped and removed at the end of the
-/// run. Run as the `postgres` user when we are root (PostgreSQL refuses to run as root).
+/// `postgres` on a free loopback port with `fsync=off` and TLS on (a certificate from a
+/// throwaway authority made with `openssl`, whose PEM file [`POSTGRES_CA_VAR`] names), stopped
+/// and removed at the end of the run. Run as the `postgres` user when we are root (PostgreSQL refuses to run as root).
 ///
 /// Without the PostgreSQL binaries this installs the `postgresql` package under CI (or fails),
 /// and elsewhere skips with a message: the PostgreSQL tests then skip too.
@@ -501,6 +503,15 @@ fn start_postgres(_: &Workspace, running: &mut RunningServices) -> Result<()> {
         );
     }
 
+    let tls = match test_certificates(dir.path(), owner) {
+        Ok(tls) => Some(tls),
+        Err(error) if util::is_ci() => return Err(error.context("TLS for the test cluster")),
+        Err(error) => {
+            println!("    postgresql: TLS off ({error:#}); the PostgreSQL TLS tests will skip");
+            None
+        }
+    };
+
     let port = free_port()?;
     let log_path = dir.path().join("postgres.log");
     let log = fs::File::create(&log_path)
@@ -522,7 +533,15 @@ fn start_postgres(_: &Workspace, running: &mut RunningServices) -> Result<()> {
             "full_page_writes=off",
             "-c",
             "max_connections=300",
-        ])
+        ]);
+    if let Some(tls) = &tls {
+        postgres
+            .args(["-c", "ssl=on", "-c"])
+            .arg(format!("ssl_cert_file={}", tls.certificate.display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", tls.key.display()));
+    }
+    postgres
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -568,7 +587,126 @@ fn start_postgres(_: &Workspace, running: &mut RunningServices) -> Result<()> {
     running.keep(guard);
     running.keep_dir(dir);
     running.set_env(POSTGRES_URL_VAR, url);
+    if let Some(tls) = tls {
+        println!(
+            "    postgresql: TLS on; {POSTGRES_CA_VAR}={}",
+            tls.authority.display()
+        );
+        running.set_env(POSTGRES_CA_VAR, tls.authority.display().to_string());
+    }
     Ok(())
+}
+
+/// The variable naming the PEM file of the authority that signed the test cluster's
+/// certificate, for the tests of TLS to PostgreSQL.
+pub(crate) const POSTGRES_CA_VAR: &str = "STAGEPASS_TEST_POSTGRES_CA";
+
+/// The files of the test cluster's TLS.
+struct TestCertificates {
+    /// The authority's certificate (PEM), which clients trust.
+    authority: PathBuf,
+    /// The server's certificate (PEM), for `127.0.0.1` and `localhost`.
+    certificate: PathBuf,
+    /// The server's private key (PEM), readable by its owner only.
+    key: PathBuf,
+}
+
+/// Makes a throwaway authority and a server certificate signed by it, with `openssl`, in
+/// `dir`; the server's files go to `owner` (PostgreSQL insists on owning its key).
+fn test_certificates(dir: &Path, owner: Option<(u32, u32)>) -> Result<TestCertificates> {
+    let openssl = |args: &[&str]| -> Result<()> {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .context("could not run openssl (`apt-get install -y openssl`)")?;
+        if !output.status.success() {
+            bail!(
+                "openssl {} failed: {}",
+                args.first().unwrap_or(&""),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=stagepass test authority",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    )?;
+    openssl(
+        &[
+            &["req", "-new"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
+    )?;
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ])?;
+    let key = dir.join("server.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600))?;
+    if let Some((uid, gid)) = owner {
+        for file in ["server.key", "server.pem"] {
+            std::os::unix::fs::chown(dir.join(file), Some(uid), Some(gid))
+                .with_context(|| format!("could not give {file} to postgres"))?;
+        }
+    }
+    Ok(TestCertificates {
+        authority: dir.join("ca.pem"),
+        certificate: dir.join("server.pem"),
+        key,
+    })
 }
 
 /// The directory holding `initdb`, `postgres` and `pg_isready`: the newest

@@ -101,7 +101,7 @@ pub use memory::{MemoryKeyStore, MemoryUserInfoStore};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{
-    PostgresDatabase, PostgresEphemeralStore, PostgresKeyStore, PostgresOptions,
+    PostgresDatabase, PostgresEphemeralStore, PostgresKeyStore, PostgresOptions, PostgresTlsMode,
     PostgresUserInfoStore,
 };
 #[cfg(feature = "sqlite")]

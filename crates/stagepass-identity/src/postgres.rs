@@ -6,7 +6,7 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{Connection as _, Row as _};
 use stagepass_core::{EphemeralStore, Error, KeyStore, PublicJwk, Result, StoredKey};
 use time::OffsetDateTime;
@@ -111,6 +111,50 @@ fn db_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     }
 }
 
+/// Whether and how the connection to PostgreSQL is encrypted: libpq's `sslmode`, with rustls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PostgresTlsMode {
+    /// Plain TCP only.
+    Disable,
+    /// TLS when the server offers it, plain TCP otherwise; the certificate is not checked.
+    /// libpq's default, and this crate's unless a URL's `sslmode` says otherwise.
+    Prefer,
+    /// TLS or no connection, but **the certificate is not checked**: this protects against
+    /// eavesdroppers, not against anyone who can intercept the connection. Node's
+    /// `rejectUnauthorized: false`.
+    Require,
+    /// TLS, with a certificate signed by a trusted root (the Mozilla roots and any
+    /// [`tls_root_certificate_pem`](PostgresOptions::tls_root_certificate_pem)), for any host
+    /// name.
+    VerifyCa,
+    /// TLS, with a certificate signed by a trusted root and issued for the host connected to:
+    /// what a Node client checks by default with `ssl: true`.
+    VerifyFull,
+}
+
+impl PostgresTlsMode {
+    fn ssl_mode(self) -> PgSslMode {
+        match self {
+            Self::Disable => PgSslMode::Disable,
+            Self::Prefer => PgSslMode::Prefer,
+            Self::Require => PgSslMode::Require,
+            Self::VerifyCa => PgSslMode::VerifyCa,
+            Self::VerifyFull => PgSslMode::VerifyFull,
+        }
+    }
+
+    fn from_ssl_mode(mode: PgSslMode) -> Self {
+        match mode {
+            PgSslMode::Disable => Self::Disable,
+            PgSslMode::Allow | PgSslMode::Prefer => Self::Prefer,
+            PgSslMode::Require => Self::Require,
+            PgSslMode::VerifyCa => Self::VerifyCa,
+            PgSslMode::VerifyFull => Self::VerifyFull,
+        }
+    }
+}
+
 /// How to reach a PostgreSQL database: Backstage's `backend.database.connection`, as a URL or
 /// as separate settings.
 ///
@@ -132,6 +176,7 @@ impl fmt::Debug for PostgresOptions {
             .field("port", &self.connect.get_port())
             .field("user", &self.connect.get_username())
             .field("database", &self.connect.get_database())
+            .field("tls", &self.configured_tls_mode())
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("create_database_if_missing", &self.create_database)
@@ -208,6 +253,45 @@ impl PostgresOptions {
     #[must_use]
     pub fn database(mut self, database: &str) -> Self {
         self.connect = self.connect.database(database);
+        self
+    }
+
+    /// Whether and how to encrypt the connection. Without it, the URL's `sslmode` (and
+    /// `sslrootcert`) or the `PGSSLMODE` environment variable decide, and then
+    /// [`PostgresTlsMode::Prefer`].
+    #[must_use]
+    pub fn tls_mode(mut self, mode: PostgresTlsMode) -> Self {
+        self.connect = self.connect.ssl_mode(mode.ssl_mode());
+        self
+    }
+
+    /// The TLS mode these options connect with.
+    pub fn configured_tls_mode(&self) -> PostgresTlsMode {
+        PostgresTlsMode::from_ssl_mode(self.connect.get_ssl_mode())
+    }
+
+    /// Trusts the certificate authority in `pem` (one or more PEM certificates) besides the
+    /// Mozilla roots: the `ca` of Node's TLS options, for a server certificate issued by a
+    /// private authority. Only checked in [`VerifyCa`](PostgresTlsMode::VerifyCa) and
+    /// [`VerifyFull`](PostgresTlsMode::VerifyFull) modes.
+    #[must_use]
+    pub fn tls_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.connect = self.connect.ssl_root_cert_from_pem(pem.into());
+        self
+    }
+
+    /// Authenticates to the server with a client certificate and its private key (PEM): the
+    /// `cert` and `key` of Node's TLS options.
+    #[must_use]
+    pub fn tls_client_certificate_pem(
+        mut self,
+        certificate: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+    ) -> Self {
+        self.connect = self
+            .connect
+            .ssl_client_cert_from_pem(certificate)
+            .ssl_client_key_from_pem(key);
         self
     }
 

@@ -18,7 +18,8 @@ use stagepass_core::{
     TokenParams,
 };
 use stagepass_identity::{
-    PostgresDatabase, PostgresOptions, TokenFactory, UserInfoStore, verify_user_token,
+    PostgresDatabase, PostgresOptions, PostgresTlsMode, TokenFactory, UserInfoStore,
+    verify_user_token,
 };
 use time::{Duration, OffsetDateTime};
 use tokio::net::{TcpListener, TcpStream};
@@ -437,5 +438,49 @@ async fn a_bad_url_is_an_input_error_that_hides_the_password() -> TestResult {
         debug.contains("db.internal") && !debug.contains("hunter2"),
         "{debug}"
     );
+    Ok(())
+}
+
+#[test]
+fn tls_modes_come_from_the_url_or_the_setters() -> TestResult {
+    let url = "postgres://backstage@db.internal/backstage_plugin_auth";
+    assert_eq!(
+        PostgresOptions::from_url(&format!("{url}?sslmode=verify-full"))?.configured_tls_mode(),
+        PostgresTlsMode::VerifyFull
+    );
+    assert_eq!(
+        PostgresOptions::from_url(&format!("{url}?sslmode=require"))?.configured_tls_mode(),
+        PostgresTlsMode::Require
+    );
+    let options = PostgresOptions::from_url(&format!("{url}?sslmode=disable"))?
+        .tls_mode(PostgresTlsMode::VerifyCa)
+        .tls_root_certificate_pem(b"-----BEGIN CERTIFICATE-----\n".to_vec());
+    assert_eq!(options.configured_tls_mode(), PostgresTlsMode::VerifyCa);
+    assert!(format!("{options:?}").contains("VerifyCa"));
+    Ok(())
+}
+
+/// The test cluster speaks plain TCP: a mode that requires TLS fails to connect, and says why;
+/// `disable` connects.
+#[tokio::test]
+async fn a_required_tls_connection_is_never_downgraded() -> TestResult {
+    let Some(url) = fresh_database("a_required_tls_connection_is_never_downgraded").await? else {
+        return Ok(());
+    };
+    for mode in [PostgresTlsMode::Require, PostgresTlsMode::VerifyFull] {
+        let refused = PostgresDatabase::connect_with(
+            PostgresOptions::from_url(&url)?
+                .tls_mode(mode)
+                .acquire_timeout(StdDuration::from_secs(2)),
+        )
+        .await;
+        let error = refused.err().ok_or("connected without TLS")?;
+        assert_eq!(error.kind(), ErrorKind::ServiceUnavailable, "{error}");
+    }
+    let db = PostgresDatabase::connect_with(
+        PostgresOptions::from_url(&url)?.tls_mode(PostgresTlsMode::Disable),
+    )
+    .await?;
+    db.key_store().list_keys().await?;
     Ok(())
 }

@@ -8,14 +8,15 @@ use http::{HeaderName, HeaderValue, Method};
 use stagepass::guest::GuestProvider;
 use stagepass::http::{AuthBackend, glob_match};
 use stagepass::identity::{
-    Algorithm, MemoryKeyStore, PostgresDatabase, PostgresOptions, SqliteDatabase, StaticKey,
-    StaticKeyStore, TokenFactory, UserInfoStore,
+    Algorithm, MemoryKeyStore, PostgresDatabase, PostgresOptions, PostgresTlsMode, SqliteDatabase,
+    StaticKey, StaticKeyStore, TokenFactory, UserInfoStore,
 };
 use stagepass::{EntityRef, EphemeralStore, KeyStore, SessionSecret};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::{
-    ConfigError, DatabaseConfig, KeyStoreConfig, ProviderSection, ServerConfig, SqliteLocation,
+    ConfigError, DatabaseConfig, KeyStoreConfig, PostgresSsl, ProviderSection, ServerConfig,
+    SqliteLocation,
 };
 use crate::web::{self, PageConfig, PageProvider};
 use crate::{catalog, providers};
@@ -71,6 +72,31 @@ async fn open_stores(config: &ServerConfig) -> anyhow::Result<Stores> {
             }
             if let Some(password) = &pg.password {
                 options = options.password(password.expose());
+            }
+            match &pg.ssl {
+                None => {}
+                Some(PostgresSsl::Disabled) => options = options.tls_mode(PostgresTlsMode::Disable),
+                Some(PostgresSsl::Enabled {
+                    reject_unauthorized,
+                    ca,
+                    client,
+                }) => {
+                    options = options.tls_mode(if *reject_unauthorized {
+                        PostgresTlsMode::VerifyFull
+                    } else {
+                        tracing::warn!(
+                            "backend.database.connection.ssl.rejectUnauthorized is false: the \
+                             database's certificate is not checked"
+                        );
+                        PostgresTlsMode::Require
+                    });
+                    if let Some(ca) = ca {
+                        options = options.tls_root_certificate_pem(ca.as_bytes());
+                    }
+                    if let Some((cert, key)) = client {
+                        options = options.tls_client_certificate_pem(cert, key.expose());
+                    }
+                }
             }
             let options = options
                 .database(&pg.database)

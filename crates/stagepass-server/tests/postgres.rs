@@ -29,6 +29,10 @@ use stagepass_testkit::github::GithubAppKind;
 /// The variable naming the test cluster.
 const URL_VAR: &str = "STAGEPASS_TEST_POSTGRES_URL";
 
+/// The variable naming the PEM file of the authority that signed the test cluster's TLS
+/// certificate (`cargo xtask ci` starts the cluster with TLS on).
+const CA_VAR: &str = "STAGEPASS_TEST_POSTGRES_CA";
+
 /// The `auth.session.secret` the replicas share.
 const SESSION_SECRET: &str = "test-secret";
 
@@ -319,4 +323,91 @@ fn refresh_grants(fixture: &GithubFixture) -> usize {
         .iter()
         .filter(|r| r.grant_type == "refresh_token")
         .count()
+}
+
+/// The test cluster's URL and its authority's PEM, or `None` (after saying so) when there is no
+/// TLS test cluster outside CI.
+fn tls_cluster(test: &str) -> Option<(url::Url, String)> {
+    let url = database_url(test)?;
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    let Ok(ca_path) = std::env::var(CA_VAR) else {
+        assert!(
+            !ci,
+            "{CA_VAR} is not set under CI: `cargo xtask ci` starts PostgreSQL with TLS and sets it"
+        );
+        eprintln!("skipped {test}: {CA_VAR} is not set (`cargo xtask ci` sets it)");
+        return None;
+    };
+    let ca = std::fs::read_to_string(ca_path).unwrap();
+    Some((url::Url::parse(&url).unwrap(), ca))
+}
+
+/// A configuration on the test cluster in Backstage's object form, with `ssl` as given (YAML,
+/// indented for `connection`).
+fn write_tls_config(dir: &Path, port: u16, url: &url::Url, ssl: &str) -> PathBuf {
+    let path = dir.join(format!("app-config.{port}.yaml"));
+    let body = format!(
+        "app:\n  baseUrl: http://localhost:3000\nbackend:\n  baseUrl: http://127.0.0.1:{port}\n  listen:\n    host: 127.0.0.1\n    port: {port}\n  database:\n    client: pg\n    connection:\n      host: {host}\n      port: {db_port}\n      user: {user}\n      database: {database}\n      ssl:\n{ssl}auth:\n  session:\n    secret: {SESSION_SECRET}\n  providers:\n{GUEST}",
+        host = url.host_str().unwrap(),
+        db_port = url.port().unwrap_or(5432),
+        user = url.username(),
+        database = url.path().trim_start_matches('/'),
+    );
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// Backstage's `connection.ssl`: with the authority as `ca` the certificate is checked and the
+/// server connects; without it the certificate is refused (no plain-TCP fallback), unless
+/// `rejectUnauthorized: false` says not to check it.
+#[test]
+fn tls_to_postgres_checks_the_certificate() {
+    let Some((url, ca)) = tls_cluster("tls_to_postgres_checks_the_certificate") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let indented: String = ca
+        .lines()
+        .map(|line| format!("          {line}\n"))
+        .collect();
+    let port = free_port();
+    let config = write_tls_config(
+        dir.path(),
+        port,
+        &url,
+        &format!("        ca: |\n{indented}"),
+    );
+    let server = ServerProcess::start(&config, dir.path(), port, &[]);
+    let body = server.json("/api/auth/guest/refresh?env=development");
+    assert!(body["backstageIdentity"]["token"].is_string(), "{body}");
+    drop(server);
+
+    // `ssl: true` checks against the public roots only: the private authority is refused.
+    let port = free_port();
+    let config = write_tls_config(dir.path(), port, &url, "        true\n");
+    let output = std::process::Command::new(common::BIN)
+        .arg("--config")
+        .arg(&config)
+        .current_dir(dir.path())
+        .env("LOG_LEVEL", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "started without a trusted certificate"
+    );
+    assert!(stderr.contains("PostgreSQL"), "{stderr}");
+
+    let port = free_port();
+    let config = write_tls_config(
+        dir.path(),
+        port,
+        &url,
+        "        rejectUnauthorized: false\n",
+    );
+    let server = ServerProcess::start(&config, dir.path(), port, &[]);
+    let body = server.json("/api/auth/guest/refresh?env=development");
+    assert!(body["backstageIdentity"]["token"].is_string(), "{body}");
 }

@@ -35,8 +35,8 @@ pub(crate) use reader::{ConfigReader, SecretString};
 pub(crate) use server::{
     AppConfig, AuthConfig, BackendConfig, CorsConfig, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT,
     DatabaseConfig, HttpsConfig, KeyStoreConfig, ListenConfig, MAX_TOKEN_EXPIRATION_SECS,
-    MIN_TOKEN_EXPIRATION_SECS, ProviderSection, SQLITE_FILE_NAME, ServerConfig, SqliteLocation,
-    StaticKeyConfig, TlsCertificate, path_relative_to_declaring_file,
+    MIN_TOKEN_EXPIRATION_SECS, PostgresSsl, ProviderSection, SQLITE_FILE_NAME, ServerConfig,
+    SqliteLocation, StaticKeyConfig, TlsCertificate, path_relative_to_declaring_file,
 };
 pub(crate) use source::{ConfigSource, EnvSource, LoadedTree, ProcessEnv, load_tree};
 pub(crate) use value::{ConfigMap, ConfigValue, ValueKind};

@@ -178,6 +178,24 @@ pub(crate) struct PostgresConfig {
     /// `connection.database` or the connection string's path; [`DEFAULT_POSTGRES_DATABASE`]
     /// when neither names one. Created when missing, as Backstage does.
     pub(crate) database: String,
+    /// `connection.ssl`; when absent, the connection string's `sslmode` or `PGSSLMODE` decide.
+    pub(crate) ssl: Option<PostgresSsl>,
+}
+
+/// `backend.database.connection.ssl`, as node-postgres reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PostgresSsl {
+    /// `ssl: false`: plain TCP.
+    Disabled,
+    /// `ssl: true` or `ssl: {…}`: TLS.
+    Enabled {
+        /// `rejectUnauthorized` (`true` by default): check the certificate and the host name.
+        reject_unauthorized: bool,
+        /// `ca`: the PEM certificates of further trusted authorities.
+        ca: Option<String>,
+        /// `cert` and `key`: a client certificate and its private key, PEM.
+        client: Option<(String, SecretString)>,
+    },
 }
 
 /// Where a SQLite database lives.
@@ -511,6 +529,7 @@ fn read_postgres(database: &ConfigReader<'_>) -> Result<PostgresConfig, ConfigEr
         user: None,
         password: None,
         database: DEFAULT_POSTGRES_DATABASE.to_owned(),
+        ssl: None,
     };
     match database.get("connection")? {
         None => {}
@@ -552,9 +571,40 @@ fn read_postgres(database: &ConfigReader<'_>) -> Result<PostgresConfig, ConfigEr
             if let Some(name) = connection.optional_string("database")? {
                 config.database = name;
             }
+            config.ssl = read_postgres_ssl(&connection)?;
         }
     }
     Ok(config)
+}
+
+/// `connection.ssl`: a boolean, or an object of Node TLS options.
+fn read_postgres_ssl(connection: &ConfigReader<'_>) -> Result<Option<PostgresSsl>, ConfigError> {
+    match connection.get("ssl")? {
+        None => Ok(None),
+        Some(value) if value.as_map().is_none() => Ok(Some(if connection.bool("ssl")? {
+            PostgresSsl::Enabled {
+                reject_unauthorized: true,
+                ca: None,
+                client: None,
+            }
+        } else {
+            PostgresSsl::Disabled
+        })),
+        Some(_) => {
+            let ssl = connection.reader("ssl")?;
+            ssl.check_keys(&["rejectUnauthorized", "ca", "cert", "key"])?;
+            let client = match (ssl.optional_string("cert")?, ssl.optional_secret("key")?) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => return Err(ssl.error("", "set both cert and key, or neither")),
+            };
+            Ok(Some(PostgresSsl::Enabled {
+                reject_unauthorized: ssl.optional_bool("rejectUnauthorized")?.unwrap_or(true),
+                ca: ssl.optional_string("ca")?,
+                client,
+            }))
+        }
+    }
 }
 
 /// Decodes `%XX` escapes in a URL path segment.

@@ -324,6 +324,7 @@ fn postgres_database_forms() {
             user: Some("auth".into()),
             password: Some(SecretString::new("s3cret")),
             database: "auth_db".into(),
+            ssl: None,
         }
     );
     assert!(!format!("{pg:?}").contains("s3cret"));
@@ -334,6 +335,62 @@ fn postgres_database_forms() {
     assert_eq!(
         (pg.port, pg.database.as_str()),
         (Some(5432), "backstage_plugin_auth")
+    );
+}
+
+#[test]
+fn postgres_ssl_forms() {
+    let config = |ssl: &str| {
+        with(&format!(
+            "backend:\n  database:\n    client: pg\n    connection:\n      host: db\n      ssl: {ssl}\n"
+        ))
+    };
+    let ssl = |ssl: &str| match config(ssl).unwrap().backend.database {
+        DatabaseConfig::Postgres(pg) => pg.ssl,
+        other => panic!("not PostgreSQL: {other:?}"),
+    };
+    let verified = |ca: Option<&str>| {
+        Some(server::PostgresSsl::Enabled {
+            reject_unauthorized: true,
+            ca: ca.map(Into::into),
+            client: None,
+        })
+    };
+    assert_eq!(ssl("true"), verified(None));
+    assert_eq!(ssl("false"), Some(server::PostgresSsl::Disabled));
+    assert_eq!(ssl("{ca: PEM}"), verified(Some("PEM")));
+    assert_eq!(
+        ssl("{rejectUnauthorized: false}"),
+        Some(server::PostgresSsl::Enabled {
+            reject_unauthorized: false,
+            ca: None,
+            client: None,
+        })
+    );
+    let with_client = ssl("{cert: CERT, key: s3cret}");
+    assert!(matches!(
+        &with_client,
+        Some(server::PostgresSsl::Enabled { client: Some((cert, key)), .. })
+            if cert == "CERT" && key.expose() == "s3cret"
+    ));
+    assert!(!format!("{with_client:?}").contains("s3cret"));
+    assert_error(
+        config("{cert: CERT}"),
+        "<config-1>",
+        "backend.database.connection.ssl",
+        "set both cert and key, or neither",
+    );
+    assert_error(
+        config("{rejectUnauthorised: false}"),
+        "<config-1>",
+        "backend.database.connection.ssl.rejectUnauthorised",
+        "unknown key",
+    );
+    assert_error(
+        config("maybe"),
+        "<config-1>",
+        "backend.database.connection.ssl",
+        "expected a boolean",
     );
 }
 
