@@ -120,6 +120,17 @@ fn select_env<'a>(
         })
 }
 
+/// The environment named by `?env=`, else the provider's only one.
+fn env_or_only<'a>(
+    envs: &'a std::collections::HashMap<String, OAuthEnvironment>,
+    query: &Params,
+) -> Result<(&'a str, &'a OAuthEnvironment), Error> {
+    match envs.iter().next() {
+        Some((name, env)) if envs.len() == 1 && !query.contains("env") => Ok((name.as_str(), env)),
+        _ => select_env(envs, query),
+    }
+}
+
 fn callback_url(inner: &Inner, id: &str, env: &OAuthEnvironment) -> Result<Url, Error> {
     match &env.callback_url {
         Some(url) => Ok(url.clone()),
@@ -422,6 +433,17 @@ async fn frame(
     {
         state_source.push("state", relay_state);
     }
+    // A callback with no usable state is a login the identity provider started; only a
+    // strategy that accepts those gets it, and it ends in a redirect to the app.
+    let stateless = state_source
+        .get("state")
+        .is_none_or(|state| OAuthState::decode(state).is_err());
+    if stateless
+        && let Ok((env_name, env)) = env_or_only(envs, &query)
+        && env.strategy.accepts_unsolicited_callback()
+    {
+        return unsolicited_login(&inner, &id, env_name, env, &params, &headers).await;
+    }
     // Environment dispatch happens before the popup handling: its errors are JSON.
     let (env_name, env) = match select_env(envs, &state_source) {
         Ok(found) => found,
@@ -473,6 +495,57 @@ async fn frame(
             } else {
                 PopupPage::render(&WebMessage::error(&error), &target_origin).into_response()
             }
+        }
+    }
+}
+
+/// A login the identity provider started (see `Strategy::accepts_unsolicited_callback`): the
+/// strategy checks the callback, the user must be allowed to sign in, and the browser goes to
+/// the app's base URL, with the refresh cookie when there is a session to refresh. Failures go
+/// to the app as `?error=`.
+async fn unsolicited_login(
+    inner: &Inner,
+    id: &str,
+    env_name: &str,
+    env: &OAuthEnvironment,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Response {
+    let result = async {
+        let callback = callback_url(inner, id, env)?;
+        let authenticated = env
+            .strategy
+            .authenticate(AuthenticateRequest::new(params, &callback, None))
+            .await?;
+        sign_in(inner, env.resolver.as_deref(), &authenticated).await?;
+        Ok::<_, Error>((callback, authenticated))
+    }
+    .await;
+    match result {
+        Ok((callback, authenticated)) => {
+            inner.metrics.sign_in(id, Outcome::Success);
+            let cookies = RequestCookies::from_headers(headers);
+            let mut session_cookies = SessionCookies {
+                inner,
+                id,
+                env_name,
+                env,
+                attrs: login_cookie_attributes(id, &callback, Some(&inner.app_base_url), env),
+                request: &cookies,
+                now: inner.clock.now(),
+                writer: CookieWriter::new(),
+            };
+            if let Some(refresh) = &authenticated.session.refresh_token {
+                session_cookies.set_refresh_token(refresh);
+            }
+            let mut response = redirect(inner.app_base_url.as_str());
+            session_cookies.writer.apply(response.headers_mut());
+            response
+        }
+        Err(error) => {
+            inner.metrics.sign_in(id, Outcome::Failure);
+            tracing::debug!(provider = %id, error = ?error, "unsolicited sign-in failed");
+            redirect_error(inner, &error)
         }
     }
 }
@@ -890,15 +963,9 @@ async fn metadata(
         Err(error) => return req.error(error),
     };
     let query = query_params(&uri);
-    let only = (envs.len() == 1 && !query.contains("env"))
-        .then(|| envs.values().next())
-        .flatten();
-    let env = match only {
-        Some(env) => env,
-        None => match select_env(envs, &query) {
-            Ok((_, env)) => env,
-            Err(error) => return req.error(error),
-        },
+    let env = match env_or_only(envs, &query) {
+        Ok((_, env)) => env,
+        Err(error) => return req.error(error),
     };
     let callback = match callback_url(&inner, &id, env) {
         Ok(url) => url,

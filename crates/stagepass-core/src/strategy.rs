@@ -287,6 +287,18 @@ pub trait Strategy: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether the identity provider may send the browser to the callback for a login this
+    /// backend did not start (SAML IdP-initiated login, when configured). The default is no.
+    ///
+    /// When it may, the protocol layer takes a callback that has no usable state as such a
+    /// login: it calls [`authenticate`](Self::authenticate) without flow data, checks that the
+    /// user may sign in, and redirects the browser to the app's base URL (never to an address
+    /// the callback carries), setting the refresh cookie if the provider returned a session to
+    /// refresh. No identity token leaves the backend on that path.
+    fn accepts_unsolicited_callback(&self) -> bool {
+        false
+    }
+
     /// How this provider handles scopes.
     fn scope_policy(&self) -> ScopePolicy {
         ScopePolicy::default()

@@ -254,6 +254,7 @@ pub struct SamlProviderBuilder {
     signing_cert: Option<String>,
     signature_algorithm: SignatureAlgorithm,
     authn_context: Vec<String>,
+    allow_idp_initiated: bool,
 }
 
 /// How the AuthnRequest is signed (`signatureAlgorithm`): RSA with SHA-256 (the default) or
@@ -424,6 +425,19 @@ impl SamlProviderBuilder {
         self
     }
 
+    /// `allowIdpInitiated` (default `false`): accept responses the identity provider sends
+    /// without a request (IdP-initiated login, such as an app tile on the IdP's portal).
+    ///
+    /// Such a response gets every check but `InResponseTo`, which it must not carry. It never
+    /// reaches the frontend as a session: the protocol layer checks it, checks that the user may
+    /// sign in, and sends the browser to the app's base URL (never to the `RelayState`), where
+    /// signing in goes through at once because the IdP session is live. An attacker's own
+    /// unsolicited assertion therefore cannot sign a victim in to the attacker's account.
+    pub fn allow_idp_initiated(mut self, allow: bool) -> Self {
+        self.allow_idp_initiated = allow;
+        self
+    }
+
     /// Where assertion ids are recorded so that each is accepted once. Give every replica of
     /// a deployment the same shared store; the default is a [`MemoryEphemeralStore`], which
     /// only protects one process. Ids live under [`ASSERTION_ID_NAMESPACE`] until the
@@ -526,6 +540,7 @@ impl SamlProviderBuilder {
             signing_cert,
             signature_algorithm: self.signature_algorithm,
             authn_context: self.authn_context,
+            allow_idp_initiated: self.allow_idp_initiated,
             want_response_signed: !self.want_response_unsigned_ok,
             want_assertion_signed: !self.want_assertion_unsigned_ok,
             replay_store: self
@@ -570,6 +585,8 @@ pub struct SamlProvider {
     signature_algorithm: SignatureAlgorithm,
     /// `authnContext`.
     authn_context: Vec<String>,
+    /// `allowIdpInitiated`.
+    allow_idp_initiated: bool,
     /// `wantAuthnResponseSigned`.
     want_response_signed: bool,
     /// `wantAssertionsSigned`.
@@ -605,6 +622,7 @@ impl SamlProvider {
         entity_id: &str,
         callback_url: &Url,
         verify_signatures: bool,
+        unsolicited: bool,
     ) -> std::result::Result<ServiceProvider, Error> {
         let mut idp_metadata = self.idp_metadata.clone();
         if !verify_signatures {
@@ -617,7 +635,7 @@ impl SamlProvider {
             .acs_url(Some(callback_url.as_str().to_owned()))
             .idp_metadata(idp_metadata)
             .authn_name_id_format(self.identifier_format.clone())
-            .allow_idp_initiated(false)
+            .allow_idp_initiated(unsolicited)
             .max_issue_delay(MAX_ISSUE_DELAY)
             .max_clock_skew(self.clock_skew)
             .allowed_signature_algorithms(Some(ALLOWED_SIGNATURE_ALGORITHMS.to_vec()))
@@ -651,11 +669,16 @@ impl SamlProvider {
         {
             return Err(ResponseError::Destination);
         }
-        let request_id = request_id.ok_or(ResponseError::InResponseTo)?;
+        // Without a request id (no flow cookie) only an IdP-initiated response can pass: allowed
+        // by configuration, and answering no request at all.
+        let unsolicited = request_id.is_none();
+        if unsolicited && (!self.allow_idp_initiated || outline.in_response_to.is_some()) {
+            return Err(ResponseError::InResponseTo);
+        }
         if outline
             .in_response_to
             .as_deref()
-            .is_some_and(|id| id != request_id)
+            .is_some_and(|id| Some(id) != request_id)
         {
             return Err(ResponseError::InResponseTo);
         }
@@ -678,11 +701,24 @@ impl SamlProvider {
         }
         let signatures_left = outline.encrypted.is_none() || assertion_signed;
         let sp = self
-            .service_provider(&self.audience, callback_url, signatures_left)
+            .service_provider(&self.audience, callback_url, signatures_left, unsolicited)
             .map_err(|_| ResponseError::Rejected("invalid settings".to_owned()))?;
+        let request_ids: Vec<&str> = request_id.into_iter().collect();
         let assertion = sp
-            .parse_xml_response(&document, Some(&[request_id]))
+            .parse_xml_response(&document, Some(&request_ids))
             .map_err(|error| ResponseError::Rejected(error.to_string()))?;
+        // samael skips the confirmation's InResponseTo when IdP-initiated login is allowed: an
+        // unsolicited assertion must not name a request either.
+        if unsolicited
+            && assertion
+                .subject
+                .iter()
+                .flat_map(|s| s.subject_confirmations.iter().flatten())
+                .filter_map(|c| c.subject_confirmation_data.as_ref())
+                .any(|d| d.in_response_to.is_some())
+        {
+            return Err(ResponseError::InResponseTo);
+        }
         let audience_restricted = assertion
             .conditions
             .as_ref()
@@ -957,7 +993,7 @@ fn authenticated(assertion: &Assertion) -> Authenticated {
 #[async_trait]
 impl Strategy for SamlProvider {
     async fn start(&self, request: StartRequest<'_>) -> Result<StartResponse> {
-        let sp = self.service_provider(&self.issuer, request.callback_url, true)?;
+        let sp = self.service_provider(&self.issuer, request.callback_url, true, false)?;
         let mut authn = sp
             .make_authentication_request(self.entry_point.as_str())
             .map_err(|_| Error::internal("could not make the SAML AuthnRequest"))?;
@@ -1005,6 +1041,10 @@ impl Strategy for SamlProvider {
 
     fn callback_is_cross_site_post(&self) -> bool {
         true
+    }
+
+    fn accepts_unsolicited_callback(&self) -> bool {
+        self.allow_idp_initiated
     }
 
     fn metadata(&self, request: MetadataRequest<'_>) -> Result<Option<ProviderMetadata>> {

@@ -935,6 +935,123 @@ async fn the_authn_request_carries_authn_context_and_name_id_format() {
     assert_signed_in(&message);
 }
 
+/// The IdP posting a response the backend did not ask for: a browser with no login cookies
+/// posts it, with `relay_state` if any.
+async fn post_unsolicited(
+    client: &TestClient,
+    form: &SamlPost,
+    relay_state: Option<&str>,
+) -> TestResponse {
+    let mut fields = vec![("SAMLResponse", form.saml_response.as_str())];
+    if let Some(relay_state) = relay_state {
+        fields.push(("RelayState", relay_state));
+    }
+    client.post(form.action.path()).form(&fields).send().await
+}
+
+#[tokio::test]
+async fn idp_initiated_login_is_refused_unless_allowed() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    // The IdP answers a request made elsewhere, without InResponseTo.
+    let maker = client(&idp);
+    let redirect = start(&maker).await;
+    let form = idp
+        .login(
+            &redirect,
+            "jane@example.com",
+            Some("jane"),
+            "no-in-response-to",
+        )
+        .await
+        .unwrap();
+    let client = client(&idp);
+    let res = post_unsolicited(&client, &form, None).await;
+    assert_eq!(res.status, 400, "{}", res.text());
+    assert!(!res.text().contains("backstageIdentity"), "{}", res.text());
+    let res = post_unsolicited(&client, &form, Some("https://evil.example.com/")).await;
+    assert!(res.status.as_u16() >= 400, "{}", res.text());
+    assert!(res.location().is_none());
+    assert!(!res.text().contains("backstageIdentity"), "{}", res.text());
+}
+
+#[tokio::test]
+async fn allowed_idp_initiated_login_lands_on_the_app() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let allowing = || {
+        backend_for(
+            builder_for(&idp, "")
+                .allow_idp_initiated(true)
+                .build()
+                .unwrap(),
+        )
+    };
+    let client = allowing();
+    let unsolicited = |variant: &'static str| {
+        let idp = &idp;
+        async move {
+            let maker = client_for_requests(idp);
+            let redirect = start(&maker).await;
+            idp.login(&redirect, "jane@example.com", Some("jane"), variant)
+                .await
+                .unwrap()
+        }
+    };
+    // Accepted: the browser goes to the app, whatever the RelayState says.
+    for relay_state in [None, Some("https://evil.example.com/"), Some("not a state")] {
+        let form = unsolicited("no-in-response-to").await;
+        let res = post_unsolicited(&client, &form, relay_state).await;
+        assert_eq!(res.status, 302, "{}", res.text());
+        assert_eq!(res.location().unwrap().as_str(), format!("{APP_ORIGIN}/"));
+        assert!(!res.text().contains("backstageIdentity"));
+    }
+    // The same response twice: the second is refused.
+    let form = unsolicited("no-in-response-to").await;
+    let res = post_unsolicited(&client, &form, None).await;
+    assert_eq!(res.location().unwrap().as_str(), format!("{APP_ORIGIN}/"));
+    let res = post_unsolicited(&client, &form, None).await;
+    let location = res.location().unwrap();
+    let error = location
+        .query_pairs()
+        .find(|(k, _)| k == "error")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    assert!(error.contains("already used"), "{location}");
+    // A response to some request is not an IdP-initiated one.
+    let form = unsolicited("").await;
+    let res = post_unsolicited(&client, &form, None).await;
+    let location = res.location().unwrap();
+    assert!(location.as_str().starts_with(APP_ORIGIN), "{location}");
+    assert!(
+        location
+            .query_pairs()
+            .any(|(k, v)| k == "error" && v.contains("InResponseTo")),
+        "{location}"
+    );
+    // Everything else is still checked.
+    let form = unsolicited("no-in-response-to,wrong-audience").await;
+    let res = post_unsolicited(&client, &form, None).await;
+    assert!(
+        res.location()
+            .unwrap()
+            .query_pairs()
+            .any(|(k, _)| k == "error"),
+        "{:?}",
+        res.location()
+    );
+    // SP-initiated logins still work alongside.
+    let (message, _) = login(&idp, &client, "").await;
+    assert_signed_in(&message);
+}
+
+/// A backend used only to make AuthnRequests for the IdP to answer.
+fn client_for_requests(idp: &SamlTestIdp) -> TestClient {
+    client(idp)
+}
+
 #[test]
 fn config_is_checked() {
     let url = Url::parse("https://idp.example.com/sso").unwrap();

@@ -603,6 +603,7 @@ impl ProviderKind for SamlKind {
             "signingCert",
             "signatureAlgorithm",
             "authnContext",
+            "allowIdpInitiated",
         ]
     }
 
@@ -657,6 +658,9 @@ impl ProviderKind for SamlKind {
         }
         if let Some(classes) = r.optional_string_list("authnContext")? {
             builder = builder.authn_context(classes);
+        }
+        if let Some(allow) = r.optional_bool("allowIdpInitiated")? {
+            builder = builder.allow_idp_initiated(allow);
         }
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }
