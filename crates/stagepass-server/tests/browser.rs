@@ -4,7 +4,8 @@
 //! its login and consent forms) — and through the redirect flow, restores the session after a
 //! reload, keeps two tabs signed in while both refresh, signs out, and shows errors in words.
 //! The cookies' attributes are read back from the browser, over http and over https (the
-//! server with a test certificate whose key Chromium is told to trust). SAML signs in through
+//! server with a test certificate whose key Chromium is told to trust), also for an app on
+//! another host of the same site, which refreshes cross-origin with CORS. SAML signs in through
 //! the popup and the test IdP's login form over https, where the IdP's cross-site POST carries
 //! the `SameSite=None` cookies, and fails in words over http, where it cannot.
 //!
@@ -88,22 +89,47 @@ struct Server {
     _guard: Guard,
     _dir: tempfile::TempDir,
     origin: String,
+    /// The origin of `app.baseUrl`: the same server, at [`Hosts::app`].
+    app_origin: String,
     port: u16,
 }
 
 /// Starts the server over plain HTTP with `providers` (YAML under `auth.providers`, indented by
 /// four spaces) and waits until it is ready.
 async fn start_server(providers: &str) -> Server {
-    start_server_with(providers, None).await
+    start_server_with(providers, None, ONE_HOST).await
 }
 
-/// Starts the server with `providers`, over TLS with `tls` when given, and waits until it is
-/// ready.
-async fn start_server_with(providers: &str, tls: Option<&TestCertificate>) -> Server {
+/// Where the backend and the app live: host names that resolve to the loopback interface
+/// (Chromium resolves every `*.localhost` name there by itself).
+#[derive(Clone, Copy)]
+struct Hosts {
+    /// The host of `backend.baseUrl`, where the sign-in page is served too.
+    backend: &'static str,
+    /// The host of `app.baseUrl`; when it differs, CORS lets it call the backend with
+    /// credentials.
+    app: &'static str,
+}
+
+/// The app and the backend on one host.
+const ONE_HOST: Hosts = Hosts {
+    backend: "localhost",
+    app: "localhost",
+};
+
+/// Starts the server with `providers`, over TLS with `tls` when given, at `hosts`, and waits
+/// until it is ready.
+async fn start_server_with(providers: &str, tls: Option<&TestCertificate>, hosts: Hosts) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let origin = format!("{scheme}://localhost:{port}");
+    let origin = format!("{scheme}://{}:{port}", hosts.backend);
+    let app_origin = format!("{scheme}://{}:{port}", hosts.app);
+    let cors = if app_origin == origin {
+        String::new()
+    } else {
+        format!("  cors: {{origin: '{app_origin}', credentials: true}}\n")
+    };
     let https = match tls {
         Some(certificate) => {
             std::fs::write(dir.path().join("server.crt"), &certificate.cert_pem).unwrap();
@@ -113,7 +139,7 @@ async fn start_server_with(providers: &str, tls: Option<&TestCertificate>) -> Se
         None => "",
     };
     let config = format!(
-        "app:\n  baseUrl: {origin}\nbackend:\n  baseUrl: {origin}\n  listen: {{host: 127.0.0.1, port: {port}}}\n{https}  database: {{client: better-sqlite3, connection: ':memory:'}}\nauth:\n  session:\n    secret: browser-test-secret\n  providers:\n{providers}"
+        "app:\n  baseUrl: {app_origin}\nbackend:\n  baseUrl: {origin}\n  listen: {{host: 127.0.0.1, port: {port}}}\n{https}{cors}  database: {{client: better-sqlite3, connection: ':memory:'}}\nauth:\n  session:\n    secret: browser-test-secret\n  providers:\n{providers}"
     );
     let path = dir.path().join("app-config.yaml");
     std::fs::write(&path, config).unwrap();
@@ -131,7 +157,7 @@ async fn start_server_with(providers: &str, tls: Option<&TestCertificate>) -> Se
     };
     let mut client = reqwest::Client::builder()
         .no_proxy()
-        .resolve("localhost", ([127, 0, 0, 1], port).into());
+        .resolve(hosts.backend, ([127, 0, 0, 1], port).into());
     if let Some(certificate) = tls {
         client = client.add_root_certificate(
             reqwest::Certificate::from_pem(certificate.ca_pem.as_bytes()).unwrap(),
@@ -157,6 +183,7 @@ async fn start_server_with(providers: &str, tls: Option<&TestCertificate>) -> Se
         _guard: guard,
         _dir: dir,
         origin,
+        app_origin,
         port,
     }
 }
@@ -1029,7 +1056,7 @@ async fn cookie_attributes_in_the_browser_over_http_and_https() {
     };
     for tls in [None, Some(&certificate)] {
         let secure = tls.is_some();
-        let server = start_server_with(&oidc_provider("oidc", &idp, None), tls).await;
+        let server = start_server_with(&oidc_provider("oidc", &idp, None), tls, ONE_HOST).await;
         browser.client.delete_all_cookies().await.unwrap();
         let page = format!("{}/", server.origin);
         browser.goto(&page).await;
@@ -1137,6 +1164,112 @@ async fn a_refused_redirect_start_comes_back_to_the_page_in_words() {
     eprintln!("refused redirect start test took {:?}", started.elapsed());
 }
 
+#[tokio::test]
+async fn an_app_on_another_host_of_the_same_site_stays_signed_in() {
+    let started = Instant::now();
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    let certificate = TestCertificate::generate();
+    let trust = format!(
+        "--ignore-certificate-errors-spki-list={}",
+        certificate.spki_sha256
+    );
+    let Some(browser) = Browser::start_or_skip_with(&[trust]).await else {
+        return;
+    };
+    // Two hosts of one site, as `backstage.example.com` and `backstage-api.example.com` are.
+    let hosts = Hosts {
+        backend: "api.stagepass.localhost",
+        app: "app.stagepass.localhost",
+    };
+    for tls in [Some(&certificate), None] {
+        let secure = tls.is_some();
+        let server = start_server_with(&oidc_provider("oidc", &idp, None), tls, hosts).await;
+        browser.client.delete_all_cookies().await.unwrap();
+        // A page of the app signs in at the backend the way Backstage's frontend does: a popup
+        // to the backend's /start, the answer by message. (Not the sign-in page, whose CSP
+        // allows no calls to other origins.)
+        browser
+            .goto(&format!(
+                "{}/.backstage/health/v1/readiness",
+                server.app_origin
+            ))
+            .await;
+        let main = browser.client.window().await.unwrap();
+        let start = format!(
+            "{}/api/auth/oidc/start?env=development&flow=popup&scope=&origin={}",
+            server.origin, server.app_origin
+        );
+        browser
+            .client
+            .execute(
+                "const [start] = arguments;\n\
+                 const popup = window.open(start, 'oidc Login', 'width=450,height=730');\n\
+                 window.addEventListener('message', (event) => {\n\
+                   if (event.source === popup && event.data.type === 'authorization_response') {\n\
+                     window.appResult = event.data;\n\
+                   }\n\
+                 });",
+                vec![json!(start)],
+            )
+            .await
+            .unwrap();
+        browser.sign_in_at_idp(&main, "heidi").await;
+        let result = browser
+            .client
+            .execute("return window.appResult || null;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            result["response"]["backstageIdentity"]["identity"]["userEntityRef"],
+            "user:default/heidi",
+            "{}: {result}",
+            server.origin
+        );
+
+        // The app refreshes cross-origin with credentials, as Backstage's frontend does.
+        let script = "const [url, done] = arguments;\n\
+            fetch(url, { credentials: 'include', headers: { 'x-requested-with': 'XMLHttpRequest' } })\n\
+              .then(async (res) => done({ status: res.status, body: await res.text() }))\n\
+              .catch((err) => done({ status: 0, body: String(err) }));";
+        let url = format!(
+            "{}/api/auth/oidc/refresh?env=development&optional",
+            server.origin
+        );
+        let refreshed = browser
+            .client
+            .execute_async(script, vec![json!(url)])
+            .await
+            .unwrap();
+        assert_eq!(refreshed["status"], 200, "{}: {refreshed}", server.origin);
+        let body: Value = serde_json::from_str(refreshed["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body["backstageIdentity"]["identity"]["userEntityRef"],
+            "user:default/heidi"
+        );
+
+        // Another host: `SameSite=None` where the cookies can be `Secure`, else `Lax` (which a
+        // same-site request carries as well).
+        let cookies = browser
+            .cookies_at(&format!("{}/api/auth/oidc/handler/cookies", server.origin))
+            .await;
+        let lines: Vec<String> = cookies.iter().map(cookie_line).collect();
+        let same_site = if secure { "None" } else { "Lax" };
+        let expected = format!(
+            "oidc-refresh-token path=/api/auth/oidc secure={secure} httpOnly=true sameSite={same_site}"
+        );
+        assert!(
+            lines.contains(&expected),
+            "{}: expected {expected:?} among {lines:#?}",
+            server.origin
+        );
+        eprintln!("{} for {}: {lines:?}", server.origin, server.app_origin);
+    }
+    browser.close().await;
+    eprintln!("same-site app test took {:?}", started.elapsed());
+}
+
 /// A `saml` provider signing in through the test IdP's login form.
 #[cfg(feature = "saml")]
 fn saml_provider(idp: &stagepass_testkit::SamlTestIdp) -> String {
@@ -1194,7 +1327,7 @@ async fn saml_signs_in_through_the_popup_over_https_and_not_over_http() {
 
     // The IdP (http://127.0.0.1) posts its response to https://localhost: a cross-site POST,
     // which carries the login cookies only because they are `SameSite=None; Secure`.
-    let server = start_server_with(&saml_provider(&idp), Some(&certificate)).await;
+    let server = start_server_with(&saml_provider(&idp), Some(&certificate), ONE_HOST).await;
     browser.goto(&format!("{}/", server.origin)).await;
     let main = browser.client.window().await.unwrap();
     browser.click("button[data-provider=saml]").await;
@@ -1221,7 +1354,7 @@ async fn saml_signs_in_through_the_popup_over_https_and_not_over_http() {
     // Over plain http the cookies cannot be `SameSite=None` (browsers want `Secure` for it):
     // they stay `Lax`, the browser leaves them out of the IdP's POST, and the sign-in fails
     // with the nonce check, which the page shows.
-    let server = start_server_with(&saml_provider(&idp), None).await;
+    let server = start_server_with(&saml_provider(&idp), None, ONE_HOST).await;
     browser.client.delete_all_cookies().await.unwrap();
     browser.goto(&format!("{}/", server.origin)).await;
     browser.click("button[data-provider=saml]").await;

@@ -90,8 +90,8 @@ impl OidcTestProviderBuilder {
 
     /// Registers a redirect URI (and post-logout redirect URI) for both clients. Once any is
     /// registered the clients accept exactly the registered ones; without any they accept every
-    /// `http(s)://127.0.0.1:*`, `http(s)://localhost:*` and `http(s)://[::1]:*` URI, so that a
-    /// server under test may be started after the provider.
+    /// `http(s)://127.0.0.1:*`, `http(s)://localhost:*`, `http(s)://*.localhost:*` and
+    /// `http(s)://[::1]:*` URI, so that a server under test may be started after the provider.
     #[must_use]
     pub fn redirect_uri(mut self, uri: Url) -> Self {
         self.redirect_uris.push(uri);

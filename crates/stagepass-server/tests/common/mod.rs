@@ -126,7 +126,8 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A certificate for `localhost` and `127.0.0.1` issued by a CA made for the test, as PEM.
+/// A certificate for `localhost`, `*.stagepass.localhost` and `127.0.0.1` issued by a CA made
+/// for the test, as PEM.
 pub(crate) struct TestCertificate {
     /// The CA certificate, for clients to trust.
     pub(crate) ca_pem: String,
@@ -156,7 +157,8 @@ impl TestCertificate {
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
         let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        let names = ["localhost", "*.stagepass.localhost", "127.0.0.1"];
+        let cert = CertificateParams::new(names.map(str::to_owned).to_vec())
             .unwrap()
             .signed_by(&key, &issuer)
             .unwrap();

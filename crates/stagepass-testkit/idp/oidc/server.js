@@ -12,9 +12,9 @@
 //   --redirect-uri URI        [OIDC_REDIRECT_URIS]  a redirect URI both clients accept; repeat the
 //                                                   option, or separate with spaces or commas in the
 //                                                   variable. Without any, both clients accept every
-//                                                   http(s)://127.0.0.1:*, http(s)://localhost:*
-//                                                   and http(s)://[::1]:* redirect and post-logout
-//                                                   URI.
+//                                                   http(s)://127.0.0.1:*, http(s)://localhost:*,
+//                                                   http(s)://*.localhost:* and http(s)://[::1]:*
+//                                                   redirect and post-logout URI.
 //   --client-id ID            [OIDC_CLIENT_ID]      client_secret_basic client (stagepass-basic)
 //   --client-secret S         [OIDC_CLIENT_SECRET]  its secret (stagepass-basic-secret)
 //   --post-client-id ID       [OIDC_POST_CLIENT_ID]     client_secret_post client (stagepass-post)
@@ -99,7 +99,7 @@ function isLoopbackUrl(value) {
     return false;
   }
   return (url.protocol === 'http:' || url.protocol === 'https:')
-    && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)
+    && (['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) || url.hostname.endsWith('.localhost'))
     && url.username === '' && url.password === '' && url.hash === '';
 }
 
