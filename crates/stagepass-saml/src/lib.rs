@@ -62,6 +62,7 @@
 //! ```
 
 mod decrypt;
+mod idp;
 mod inspect;
 pub mod resolvers;
 
@@ -73,8 +74,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, CryptoProvider, ReduceMode};
-use samael::key_info::{KeyInfo, X509Data};
-use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
 use samael::schema::{
     Assertion, AuthnContextClassRef, AuthnContextComparison, RequestedAuthnContext,
 };
@@ -132,6 +131,9 @@ const DISPLAY_NAME_ATTRIBUTES: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// The identity provider metadata could not be used.
+    #[error("saml IdP metadata: {0}")]
+    Metadata(String),
     /// A required setting is missing.
     #[error("missing required saml setting `{0}`")]
     Missing(&'static str),
@@ -255,6 +257,8 @@ pub struct SamlProviderBuilder {
     signature_algorithm: SignatureAlgorithm,
     authn_context: Vec<String>,
     allow_idp_initiated: bool,
+    idp_metadata_xml: Option<String>,
+    idp_metadata_url: Option<Url>,
 }
 
 /// How the AuthnRequest is signed (`signatureAlgorithm`): RSA with SHA-256 (the default) or
@@ -438,6 +442,24 @@ impl SamlProviderBuilder {
         self
     }
 
+    /// `metadataFile`'s content: the identity provider's metadata (an `EntityDescriptor` with an
+    /// `IDPSSODescriptor`). Its entity id, HTTP-Redirect single sign-on URL and signing
+    /// certificates stand in for `idpIssuer`, `entryPoint` and `cert`; settings given
+    /// explicitly win.
+    pub fn idp_metadata_xml(mut self, xml: impl Into<String>) -> Self {
+        self.idp_metadata_xml = Some(xml.into());
+        self
+    }
+
+    /// `metadataUrl`: like [`Self::idp_metadata_xml`], fetched from https (http only to a
+    /// loopback address) on first use, with a 10 s timeout and a 1 MiB cap. The certificates
+    /// in it are trusted as served, so the URL must be the IdP's own. While it cannot be
+    /// fetched, logins fail with 503 and the next one tries again.
+    pub fn idp_metadata_url(mut self, url: Url) -> Self {
+        self.idp_metadata_url = Some(url);
+        self
+    }
+
     /// Where assertion ids are recorded so that each is accepted once. Give every replica of
     /// a deployment the same shared store; the default is a [`MemoryEphemeralStore`], which
     /// only protects one process. Ids live under [`ASSERTION_ID_NAMESPACE`] until the
@@ -449,50 +471,36 @@ impl SamlProviderBuilder {
 
     /// Checks the settings and builds the provider.
     pub fn build(self) -> std::result::Result<SamlProvider, ConfigError> {
-        let entry_point = self.entry_point.ok_or(ConfigError::Missing("entryPoint"))?;
         let issuer = self.issuer.ok_or(ConfigError::Missing("issuer"))?;
-        let idp_issuer = self.idp_issuer.ok_or(ConfigError::Missing("idpIssuer"))?;
-        if self.certs.is_empty() {
-            return Err(ConfigError::Missing("cert"));
-        }
         let mut certificates = Vec::with_capacity(self.certs.len());
         for (index, cert) in self.certs.iter().enumerate() {
             let der = decode_certificate(cert).ok_or(ConfigError::InvalidCertificate(index))?;
             certificates.push(STANDARD.encode(der.der_data()));
         }
-        let idp_metadata = EntityDescriptor {
-            entity_id: Some(idp_issuer),
-            idp_sso_descriptors: Some(vec![IdpSsoDescriptor {
-                id: None,
-                valid_until: None,
-                cache_duration: None,
-                protocol_support_enumeration: Some(
-                    "urn:oasis:names:tc:SAML:2.0:protocol".to_owned(),
-                ),
-                error_url: None,
-                signature: None,
-                key_descriptors: vec![KeyDescriptor {
-                    key_use: Some("signing".to_owned()),
-                    key_info: KeyInfo {
-                        id: None,
-                        x509_data: Some(X509Data { certificates }),
-                    },
-                    encryption_methods: None,
-                }],
-                organization: None,
-                contact_people: Vec::new(),
-                artifact_resolution_service: Vec::new(),
-                single_logout_services: Vec::new(),
-                manage_name_id_services: Vec::new(),
-                name_id_formats: Vec::new(),
-                want_authn_requests_signed: None,
-                single_sign_on_services: Vec::new(),
-                name_id_mapping_services: Vec::new(),
-                assertion_id_request_services: Vec::new(),
-                attribute_profiles: Vec::new(),
-                attributes: Vec::new(),
-            }]),
-            ..EntityDescriptor::default()
+        let explicit = idp::Explicit {
+            entry_point: self.entry_point,
+            idp_issuer: self.idp_issuer,
+            certs: certificates,
+        };
+        let idp = match (self.idp_metadata_xml, self.idp_metadata_url) {
+            (Some(xml), _) => idp::IdpSource::Ready(Arc::new(idp::parse(&xml, &explicit)?)),
+            (None, Some(url)) => idp::IdpSource::remote(url, explicit)?,
+            (None, None) => {
+                let entry_point = explicit
+                    .entry_point
+                    .ok_or(ConfigError::Missing("entryPoint"))?;
+                let idp_issuer = explicit
+                    .idp_issuer
+                    .ok_or(ConfigError::Missing("idpIssuer"))?;
+                if explicit.certs.is_empty() {
+                    return Err(ConfigError::Missing("cert"));
+                }
+                idp::IdpSource::Ready(Arc::new(idp::from_settings(
+                    idp_issuer,
+                    entry_point,
+                    explicit.certs,
+                )))
+            }
         };
         let decryption_key = match &self.decryption_pvk {
             Some(pem) => {
@@ -525,11 +533,10 @@ impl SamlProviderBuilder {
         let skew = chrono::Duration::from_std(self.accepted_clock_skew)
             .unwrap_or(chrono::Duration::zero());
         Ok(SamlProvider {
-            entry_point,
+            idp,
             audience: self.audience.unwrap_or_else(|| issuer.clone()),
             issuer,
             identifier_format: self.identifier_format,
-            idp_metadata,
             clock_skew: skew,
             max_response_bytes: self
                 .max_response_bytes
@@ -566,11 +573,11 @@ fn decode_certificate(text: &str) -> Option<CertificateDer> {
 
 /// The SAML 2.0 sign-in strategy.
 pub struct SamlProvider {
-    entry_point: Url,
+    /// The identity provider, or where to read it from.
+    idp: idp::IdpSource,
     issuer: String,
     audience: String,
     identifier_format: Option<String>,
-    idp_metadata: EntityDescriptor,
     clock_skew: chrono::Duration,
     max_response_bytes: usize,
     /// `decryptionPvk`.
@@ -598,7 +605,6 @@ pub struct SamlProvider {
 impl std::fmt::Debug for SamlProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SamlProvider")
-            .field("entry_point", &self.entry_point.as_str())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish_non_exhaustive()
@@ -619,12 +625,13 @@ impl SamlProvider {
     /// signature was verified before decryption.
     fn service_provider(
         &self,
+        idp: &idp::Idp,
         entity_id: &str,
         callback_url: &Url,
         verify_signatures: bool,
         unsolicited: bool,
     ) -> std::result::Result<ServiceProvider, Error> {
-        let mut idp_metadata = self.idp_metadata.clone();
+        let mut idp_metadata = idp.metadata.clone();
         if !verify_signatures {
             for descriptor in idp_metadata.idp_sso_descriptors.iter_mut().flatten() {
                 descriptor.key_descriptors.clear();
@@ -646,6 +653,7 @@ impl SamlProvider {
     /// Every check of a response; returns the verified assertion.
     fn verify(
         &self,
+        idp: &idp::Idp,
         encoded: &str,
         request_id: Option<&str>,
         callback_url: &Url,
@@ -685,7 +693,7 @@ impl SamlProvider {
         // The document samael reads, and whether its signatures are left for samael to verify.
         let (document, response_signed, assertion_signed) = match outline.encrypted {
             None => (xml, outline.response_signed, outline.assertion_signed),
-            Some(span) => self.decrypted(&xml, &outline, span)?,
+            Some(span) => self.decrypted(idp, &xml, &outline, span)?,
         };
         if !response_signed && !assertion_signed {
             return Err(ResponseError::Unsigned);
@@ -701,7 +709,13 @@ impl SamlProvider {
         }
         let signatures_left = outline.encrypted.is_none() || assertion_signed;
         let sp = self
-            .service_provider(&self.audience, callback_url, signatures_left, unsolicited)
+            .service_provider(
+                idp,
+                &self.audience,
+                callback_url,
+                signatures_left,
+                unsolicited,
+            )
             .map_err(|_| ResponseError::Rejected("invalid settings".to_owned()))?;
         let request_ids: Vec<&str> = request_id.into_iter().collect();
         let assertion = sp
@@ -740,6 +754,7 @@ impl SamlProvider {
     /// structure checks again.
     fn decrypted(
         &self,
+        idp: &idp::Idp,
         xml: &str,
         outline: &inspect::Outline,
         (start, end): (usize, usize),
@@ -750,7 +765,7 @@ impl SamlProvider {
             .ok_or(ResponseError::Encrypted)?;
         let fragment = xml.get(start..end).ok_or(ResponseError::Malformed)?;
         if outline.response_signed {
-            let certs = self.certificates();
+            let certs = Self::certificates(idp);
             samael::crypto::Crypto::reduce_xml_to_signed_with_allowed_algorithms(
                 xml,
                 &certs,
@@ -781,8 +796,8 @@ impl SamlProvider {
     }
 
     /// The configured IdP certificates.
-    fn certificates(&self) -> Vec<CertificateDer> {
-        self.idp_metadata
+    fn certificates(idp: &idp::Idp) -> Vec<CertificateDer> {
+        idp.metadata
             .idp_sso_descriptors
             .iter()
             .flatten()
@@ -825,7 +840,7 @@ impl SamlProvider {
     /// deflated, base64 XML) and `RelayState`, then, with `privateKey`, `SigAlg` and a
     /// `Signature` over exactly `SAMLRequest=…&RelayState=…&SigAlg=…` as they appear in the
     /// URL. Query parameters already in `entryPoint` are kept in front.
-    fn redirect_url(&self, xml: &str, relay_state: &str) -> Result<Url> {
+    fn redirect_url(&self, entry_point: &Url, xml: &str, relay_state: &str) -> Result<Url> {
         use std::io::Write;
         let fail = |_| Error::internal("could not encode the SAML AuthnRequest");
         let mut encoder =
@@ -856,7 +871,7 @@ impl SamlProvider {
                     .finish(),
             );
         }
-        let mut url = self.entry_point.clone();
+        let mut url = entry_point.clone();
         let full = match url.query() {
             Some(existing) if !existing.is_empty() => format!("{existing}&{query}"),
             _ => query,
@@ -993,9 +1008,10 @@ fn authenticated(assertion: &Assertion) -> Authenticated {
 #[async_trait]
 impl Strategy for SamlProvider {
     async fn start(&self, request: StartRequest<'_>) -> Result<StartResponse> {
-        let sp = self.service_provider(&self.issuer, request.callback_url, true, false)?;
+        let idp = self.idp.get().await?;
+        let sp = self.service_provider(&idp, &self.issuer, request.callback_url, true, false)?;
         let mut authn = sp
-            .make_authentication_request(self.entry_point.as_str())
+            .make_authentication_request(idp.entry_point.as_str())
             .map_err(|_| Error::internal("could not make the SAML AuthnRequest"))?;
         authn.id = new_request_id()?;
         if !self.authn_context.is_empty() {
@@ -1015,7 +1031,7 @@ impl Strategy for SamlProvider {
         let xml = authn
             .to_string()
             .map_err(|_| Error::internal("could not encode the SAML AuthnRequest"))?;
-        let url = self.redirect_url(&xml, request.state)?;
+        let url = self.redirect_url(&idp.entry_point, &xml, request.state)?;
         Ok(StartResponse {
             url,
             flow_data: Some(FlowData::new(authn.id)),
@@ -1028,7 +1044,8 @@ impl Strategy for SamlProvider {
             .get("SAMLResponse")
             .ok_or(ResponseError::Missing)?;
         let request_id = request.flow_data.map(FlowData::secret);
-        let assertion = match self.verify(encoded, request_id, request.callback_url) {
+        let idp = self.idp.get().await?;
+        let assertion = match self.verify(&idp, encoded, request_id, request.callback_url) {
             Ok(assertion) => assertion,
             Err(error) => {
                 tracing::debug!(error = %error, "SAML response refused");

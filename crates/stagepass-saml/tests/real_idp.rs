@@ -1052,6 +1052,79 @@ fn client_for_requests(idp: &SamlTestIdp) -> TestClient {
     client(idp)
 }
 
+#[tokio::test]
+async fn the_idp_can_be_configured_from_its_metadata() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let from_metadata = |builder: stagepass_saml::SamlProviderBuilder| {
+        builder
+            .issuer(SP_ENTITY_ID)
+            .want_authn_response_signed(false)
+            .build()
+            .unwrap()
+    };
+    // metadataUrl, fetched on first use.
+    let client = backend_for(from_metadata(
+        SamlProvider::builder().idp_metadata_url(idp.metadata_url()),
+    ));
+    let (message, _) = login(&idp, &client, "").await;
+    assert_signed_in(&message);
+    // metadataFile: the same document given as text.
+    let xml = reqwest::get(idp.metadata_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let client = backend_for(from_metadata(
+        SamlProvider::builder().idp_metadata_xml(xml.clone()),
+    ));
+    let redirect = start(&client).await;
+    assert!(redirect.as_str().starts_with(idp.sso_url().as_str()));
+    let (message, _) = login(&idp, &client, "").await;
+    assert_signed_in(&message);
+    // A certificate given explicitly wins over the metadata's: the IdP's signature then fails.
+    let client = backend_for(from_metadata(
+        SamlProvider::builder()
+            .idp_metadata_xml(xml.clone())
+            .cert(idp.other_cert()),
+    ));
+    let (message, _) = login(&idp, &client, "").await;
+    assert_refused(&message, "must be signed");
+    // A URL that does not answer: 503 at /start, nothing cached.
+    let client = backend_for(from_metadata(
+        SamlProvider::builder()
+            .idp_metadata_url(Url::parse("http://127.0.0.1:9/idp/metadata").unwrap()),
+    ));
+    let res = client
+        .get(&format!(
+            "/api/auth/saml/start?env=development&origin={APP_ORIGIN}&flow=popup"
+        ))
+        .send()
+        .await;
+    assert_eq!(res.status, 503, "{}", res.text());
+    // Bad documents and plain http to another host are refused when building.
+    for (builder, needle) in [
+        (
+            SamlProvider::builder().idp_metadata_xml("<a/>"),
+            "no IDPSSODescriptor",
+        ),
+        (
+            SamlProvider::builder().idp_metadata_xml(format!("<!DOCTYPE x>{xml}")),
+            "DOCTYPE",
+        ),
+        (
+            SamlProvider::builder()
+                .idp_metadata_url(Url::parse("http://idp.example.com/metadata").unwrap()),
+            "must be https",
+        ),
+    ] {
+        let error = builder.issuer(SP_ENTITY_ID).build().unwrap_err();
+        assert!(error.to_string().contains(needle), "{error}");
+    }
+}
+
 #[test]
 fn config_is_checked() {
     let url = Url::parse("https://idp.example.com/sso").unwrap();

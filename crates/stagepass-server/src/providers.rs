@@ -79,11 +79,11 @@ pub(crate) trait ProviderKind: Send + Sync {
         Some(fallback_option(options).map(construct))
     }
 
-    /// A key that, found directly in `auth.providers.<id>`, means the section is one
+    /// Keys that, any of them found directly in `auth.providers.<id>`, mean the section is one
     /// environment-less configuration (Backstage's SAML provider has no environments); it then
     /// serves the configured `auth.environment`.
-    fn flat_marker(&self) -> Option<&'static str> {
-        None
+    fn flat_markers(&self) -> &'static [&'static str] {
+        &[]
     }
 }
 
@@ -305,7 +305,7 @@ pub(crate) fn oauth_environments(
     default_env: &str,
 ) -> Result<Vec<(String, OAuthEnvironment)>, ConfigError> {
     let reader = section.reader();
-    let flat = kind.flat_marker().is_some_and(|key| reader.has(key));
+    let flat = kind.flat_markers().iter().any(|key| reader.has(key));
     let sections = if flat {
         vec![(default_env, reader.clone())]
     } else {
@@ -604,18 +604,45 @@ impl ProviderKind for SamlKind {
             "signatureAlgorithm",
             "authnContext",
             "allowIdpInitiated",
+            "metadataUrl",
+            "metadataFile",
         ]
     }
 
     fn strategy(&self, env: &EnvContext<'_>) -> Result<Arc<dyn Strategy>, ConfigError> {
         use stagepass::saml::SamlProvider;
         let r = &env.reader;
-        let mut builder = SamlProvider::builder()
-            .entry_point(r.url("entryPoint")?)
-            .issuer(r.string("issuer")?)
-            .idp_issuer(r.string("idpIssuer")?);
-        for cert in r.string_list("cert")? {
-            builder = builder.cert(cert);
+        let mut builder = SamlProvider::builder().issuer(r.string("issuer")?);
+        // The IdP comes from its metadata (`metadataUrl` or `metadataFile`), or from
+        // `entryPoint`, `idpIssuer` and `cert`, which are required then and win otherwise.
+        let url = r.optional_url("metadataUrl")?;
+        let file = r.optional_string("metadataFile")?;
+        if let Some(url) = url.clone() {
+            builder = builder.idp_metadata_url(url);
+        }
+        if let Some(path) = &file {
+            let xml = std::fs::read_to_string(path)
+                .map_err(|e| r.error("metadataFile", format!("cannot read {path}: {e}")))?;
+            builder = builder.idp_metadata_xml(xml);
+        }
+        let from_metadata = url.is_some() || file.is_some();
+        if from_metadata {
+            if let Some(entry_point) = r.optional_url("entryPoint")? {
+                builder = builder.entry_point(entry_point);
+            }
+            if let Some(issuer) = r.optional_string("idpIssuer")? {
+                builder = builder.idp_issuer(issuer);
+            }
+            for cert in r.optional_string_list("cert")?.unwrap_or_default() {
+                builder = builder.cert(cert);
+            }
+        } else {
+            builder = builder
+                .entry_point(r.url("entryPoint")?)
+                .idp_issuer(r.string("idpIssuer")?);
+            for cert in r.string_list("cert")? {
+                builder = builder.cert(cert);
+            }
         }
         if let Some(audience) = r.optional_string("audience")? {
             builder = builder.audience(audience);
@@ -671,7 +698,7 @@ impl ProviderKind for SamlKind {
         })]
     }
 
-    fn flat_marker(&self) -> Option<&'static str> {
-        Some("entryPoint")
+    fn flat_markers(&self) -> &'static [&'static str] {
+        &["entryPoint", "metadataUrl", "metadataFile"]
     }
 }

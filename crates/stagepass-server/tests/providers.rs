@@ -262,66 +262,75 @@ async fn saml_signs_in_with_backstage_style_config() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let cert: String = idp
         .cert()
         .lines()
         .map(|l| format!("\n          {l}"))
         .collect();
-    let providers = format!(
-        "    saml:\n      entryPoint: {}\n      issuer: https://backstage.example.com/saml-sp\n      idpIssuer: {}\n      wantAuthnResponseSigned: false\n      cert: |{cert}\n      signIn:\n        resolvers:\n          - resolver: nameIdMatchingUserEntityName\n            dangerouslyAllowSignInWithoutUserInCatalog: true\n",
+    let sign_in = "      signIn:\n        resolvers:\n          - resolver: nameIdMatchingUserEntityName\n            dangerouslyAllowSignInWithoutUserInCatalog: true\n";
+    // The IdP given key by key, then read from its metadata URL.
+    let explicit = format!(
+        "    saml:\n      entryPoint: {}\n      issuer: https://backstage.example.com/saml-sp\n      idpIssuer: {}\n      wantAuthnResponseSigned: false\n      cert: |{cert}\n{sign_in}",
         idp.sso_url(),
         idp.entity_id()
     );
-    let path = dir.path().join("app-config.yaml");
-    std::fs::write(&path, config(port, &providers)).unwrap();
-    let _server = start(&path, port, &[]).await;
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let start = browser
+    let from_metadata = format!(
+        "    saml:\n      metadataUrl: {}\n      issuer: https://backstage.example.com/saml-sp\n      wantAuthnResponseSigned: false\n{sign_in}",
+        idp.metadata_url()
+    );
+    for providers in [explicit, from_metadata] {
+        let port = free_port();
+        let path = dir.path().join("app-config.yaml");
+        std::fs::write(&path, config(port, &providers)).unwrap();
+        let _server = start(&path, port, &[]).await;
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let start = browser
         .get(format!(
             "http://127.0.0.1:{port}/api/auth/saml/start?env=development&origin=http://localhost:3000&flow=popup"
         ))
         .send()
         .await
         .unwrap();
-    assert_eq!(start.status(), 302);
-    let redirect = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
-    assert!(
-        redirect.query_pairs().any(|(k, _)| k == "SAMLRequest"),
-        "{redirect}"
-    );
-    let form = idp
-        .login(&redirect, "jane@example.com", Some("jane"), "")
-        .await
-        .unwrap();
-    let frame = browser
-        .post(form.action.as_str())
-        .form(&[
-            ("SAMLResponse", form.saml_response.as_str()),
-            ("RelayState", form.relay_state.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (message, _) = parse_popup(&frame.text().await.unwrap()).unwrap();
-    assert_eq!(
-        message["response"]["backstageIdentity"]["identity"]["userEntityRef"], "user:default/jane",
-        "{message}"
-    );
-    // the same response again is refused
-    let replay = browser
-        .post(form.action.as_str())
-        .form(&[
-            ("SAMLResponse", form.saml_response.as_str()),
-            ("RelayState", form.relay_state.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (message, _) = parse_popup(&replay.text().await.unwrap()).unwrap();
-    assert!(message.get("error").is_some(), "{message}");
+        assert_eq!(start.status(), 302);
+        let redirect = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(
+            redirect.query_pairs().any(|(k, _)| k == "SAMLRequest"),
+            "{redirect}"
+        );
+        let form = idp
+            .login(&redirect, "jane@example.com", Some("jane"), "")
+            .await
+            .unwrap();
+        let frame = browser
+            .post(form.action.as_str())
+            .form(&[
+                ("SAMLResponse", form.saml_response.as_str()),
+                ("RelayState", form.relay_state.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let (message, _) = parse_popup(&frame.text().await.unwrap()).unwrap();
+        assert_eq!(
+            message["response"]["backstageIdentity"]["identity"]["userEntityRef"],
+            "user:default/jane",
+            "{message}"
+        );
+        // the same response again is refused
+        let replay = browser
+            .post(form.action.as_str())
+            .form(&[
+                ("SAMLResponse", form.saml_response.as_str()),
+                ("RelayState", form.relay_state.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let (message, _) = parse_popup(&replay.text().await.unwrap()).unwrap();
+        assert!(message.get("error").is_some(), "{message}");
+    }
 }

@@ -225,6 +225,14 @@ impl SamlTestIdp {
         url
     }
 
+    /// The IdP's metadata URL (`GET /idp/metadata`): configure it as `metadataUrl`.
+    pub fn metadata_url(&self) -> Url {
+        let mut url = self.sso_url.clone();
+        url.set_path("/idp/metadata");
+        url.set_query(None);
+        url
+    }
+
     /// The signing certificate, base64 DER: configure it as `cert`.
     pub fn cert(&self) -> &str {
         &self.cert
