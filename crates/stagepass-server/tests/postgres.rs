@@ -1,6 +1,8 @@
 //! Two `stagepass-server` processes on one PostgreSQL database, as replicas behind a load
 //! balancer: a token issued by one verifies at the other, both publish the same keys, tokens
-//! survive a restart, and a session refreshed at both at once is refreshed once upstream. The database server is the ephemeral cluster `cargo xtask ci`
+//! survive a restart, a session refreshed at both at once is refreshed once upstream, TLS to
+//! the database checks the certificate, and a database stopped and restarted under load gives
+//! 503s and then recovers without losing a key (on a cluster of that test's own). The database server is the ephemeral cluster `cargo xtask ci`
 //! starts and names in `STAGEPASS_TEST_POSTGRES_URL`; each test uses a database of its own,
 //! which the server creates (as Backstage does).
 //!
@@ -15,10 +17,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{ServerProcess, free_port, http};
+use common::{PostgresCluster, ServerProcess, free_port, http};
 use serde_json::Value;
 use stagepass::SessionSecret;
 use stagepass::http::crypto::CookieCipher;
@@ -410,4 +413,147 @@ fn tls_to_postgres_checks_the_certificate() {
     let server = ServerProcess::start(&config, dir.path(), port, &[]);
     let body = server.json("/api/auth/guest/refresh?env=development");
     assert!(body["backstageIdentity"]["token"].is_string(), "{body}");
+}
+
+/// In which phase of the outage a request started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Before,
+    Stopped,
+    Restarted,
+}
+
+/// What the load saw: per request, its phase, route, status and body.
+type Seen = Vec<(Phase, &'static str, u16, String)>;
+
+/// The database stopped and started again under load: requests that need it answer 503
+/// `ServiceUnavailableError` (within the connection timeout, not hanging), the server recovers
+/// by itself once the database is back, and no signing key is lost: a token issued before the
+/// outage still verifies after it.
+#[test]
+fn a_database_restart_under_load_gives_503s_and_then_recovers() {
+    let test = "a_database_restart_under_load_gives_503s_and_then_recovers";
+    if database_url(test).is_none() {
+        return;
+    }
+    // A cluster of this test's own: the shared one serves other tests meanwhile.
+    let Some(mut cluster) = PostgresCluster::start() else {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        assert!(
+            !ci,
+            "PostgreSQL's server binaries (initdb, postgres) are missing under CI"
+        );
+        eprintln!("skipped {test}: PostgreSQL's server binaries are not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::start(dir.path(), &cluster.url("stagepass_outage"));
+    let before = replica.guest_token();
+    assert_eq!(replica.userinfo(&before).0, 200);
+    let kids_before = replica.kids();
+
+    let phase = Arc::new(Mutex::new(Phase::Before));
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let port = replica.port;
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let (phase, seen, done, before) =
+                (phase.clone(), seen.clone(), done.clone(), before.clone());
+            std::thread::spawn(move || {
+                // Bounded: the test ends the load, and a request never waits more than 10 s.
+                for _ in 0..10_000 {
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let bearer = format!("Bearer {before}");
+                    for (route, path, headers) in [
+                        ("refresh", "/api/auth/guest/refresh?env=development", vec![]),
+                        (
+                            "userinfo",
+                            "/api/auth/v1/userinfo",
+                            vec![("Authorization", bearer.as_str())],
+                        ),
+                    ] {
+                        let started = *phase.lock().unwrap();
+                        let (status, body) =
+                            http(port, "GET", path, &headers).unwrap_or((0, "no answer".into()));
+                        seen.lock().unwrap().push((started, route, status, body));
+                    }
+                }
+            })
+        })
+        .collect();
+    let wait_for = |what: &str, probe: &dyn Fn(&Seen) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !probe(&seen.lock().unwrap()) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("load", &|seen| seen.len() >= 20);
+
+    let completed_before = seen.lock().unwrap().len();
+    cluster.stop_postmaster();
+    *phase.lock().unwrap() = Phase::Stopped;
+    wait_for("503s while the database is down", &|seen| {
+        ["refresh", "userinfo"].iter().all(|route| {
+            seen.iter()
+                .any(|(p, r, status, _)| *p == Phase::Stopped && r == route && *status == 503)
+        })
+    });
+
+    cluster.start_postmaster();
+    *phase.lock().unwrap() = Phase::Restarted;
+    wait_for("recovery once the database is back", &|seen| {
+        ["refresh", "userinfo"].iter().all(|route| {
+            seen.iter()
+                .any(|(p, r, status, _)| *p == Phase::Restarted && r == route && *status == 200)
+        })
+    });
+    done.store(true, Ordering::SeqCst);
+    for thread in load {
+        thread.join().unwrap();
+    }
+
+    let seen = seen.lock().unwrap();
+    for (phase, route, status, body) in seen.iter() {
+        match status {
+            200 => {}
+            503 => {
+                let error: Value = serde_json::from_str(body).unwrap();
+                assert_eq!(error["error"]["name"], "ServiceUnavailableError", "{body}");
+                assert!(
+                    error["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("postgres store failed to")),
+                    "{body}"
+                );
+            }
+            _ => panic!("{phase:?} {route}: {status} {body}"),
+        }
+    }
+    assert!(
+        seen[..completed_before].iter().all(|s| s.2 == 200),
+        "every request completed before the outage succeeded"
+    );
+    eprintln!(
+        "requests: {} before, {} while stopped ({} answered 503), {} after the restart",
+        seen.iter().filter(|s| s.0 == Phase::Before).count(),
+        seen.iter().filter(|s| s.0 == Phase::Stopped).count(),
+        seen.iter()
+            .filter(|s| s.0 == Phase::Stopped && s.2 == 503)
+            .count(),
+        seen.iter().filter(|s| s.0 == Phase::Restarted).count(),
+    );
+    drop(seen);
+
+    // No key lost: the token of before the outage still verifies, its key is still published.
+    let (status, body) = replica.userinfo(&before);
+    assert_eq!(status, 200, "{body}");
+    let kids = replica.kids();
+    assert!(
+        kids_before.iter().all(|kid| kids.contains(kid)),
+        "{kids_before:?} {kids:?}"
+    );
 }

@@ -171,3 +171,169 @@ impl TestCertificate {
         }
     }
 }
+
+/// A PostgreSQL cluster of one test's own, which the test may stop and start again (the
+/// shared test cluster serves other tests at the same time): `initdb` in a temporary
+/// directory, `postgres` on a free loopback port with TLS off, as the `postgres` user when we
+/// are root. Stopped and removed when dropped.
+pub(crate) struct PostgresCluster {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    owner: Option<(u32, u32)>,
+    postmaster: Option<Child>,
+}
+
+impl PostgresCluster {
+    /// Creates and starts a cluster, or `None` when PostgreSQL's server binaries are missing.
+    pub(crate) fn start() -> Option<Self> {
+        let bin = postgres_bin_dir()?;
+        let owner = is_root().then(postgres_user).flatten();
+        let dir = tempfile::tempdir().unwrap();
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
+        let status = Self::as_owner(&bin, owner, "initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "initdb failed");
+        let mut cluster = Self {
+            bin,
+            dir,
+            port: free_port(),
+            owner,
+            postmaster: None,
+        };
+        cluster.start_postmaster();
+        Some(cluster)
+    }
+
+    fn as_owner(bin: &Path, owner: Option<(u32, u32)>, program: &str) -> Command {
+        use std::os::unix::process::CommandExt as _;
+        let mut command = Command::new(bin.join(program));
+        if let Some((uid, gid)) = owner {
+            command.uid(uid).gid(gid);
+        }
+        command
+    }
+
+    /// The URL of `database` on this cluster, as its superuser.
+    pub(crate) fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Starts the postmaster (again) and waits until it accepts connections (30 s at most).
+    pub(crate) fn start_postmaster(&mut self) {
+        assert!(self.postmaster.is_none(), "already running");
+        let child = Self::as_owner(&self.bin, self.owner, "postgres")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(self.dir.path())
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.postmaster = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .status()
+                .unwrap();
+            if ready.success() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "PostgreSQL did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the postmaster with a fast shutdown (open connections are closed) and waits for
+    /// it to exit.
+    pub(crate) fn stop_postmaster(&mut self) {
+        let Some(mut child) = self.postmaster.take() else {
+            return;
+        };
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PostgresCluster {
+    fn drop(&mut self) {
+        self.stop_postmaster();
+    }
+}
+
+/// The directory of `initdb`, `postgres` and `pg_isready`: the newest
+/// `/usr/lib/postgresql/<version>/bin` (Debian's layout), else the directory of `initdb` on
+/// `PATH`.
+fn postgres_bin_dir() -> Option<std::path::PathBuf> {
+    let complete = |dir: &Path| {
+        ["initdb", "postgres", "pg_isready"]
+            .iter()
+            .all(|program| dir.join(program).is_file())
+    };
+    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| complete(bin))
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|dir| complete(dir))
+}
+
+/// Whether this process runs as root (PostgreSQL refuses to).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The uid and gid of the `postgres` user, from `/etc/passwd`.
+fn postgres_user() -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != "postgres" {
+            return None;
+        }
+        let uid = fields.nth(1)?.parse().ok()?;
+        let gid = fields.next()?.parse().ok()?;
+        Some((uid, gid))
+    })
+}
