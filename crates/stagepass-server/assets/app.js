@@ -367,6 +367,46 @@ function takeRedirectError() {
   return error;
 }
 
+// The page's own icons: a glyph for each kind of sign-in, and a badge with the initial (drawn by
+// the style sheet, so that it is not part of the button's text) for a named service.
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const KEY = [
+  'M7.5 8a4 4 0 1 0 3.87 5H14v2.5h2V13h1.5v2h2v-2H21v-2h-9.63A4 4 0 0 0 7.5 8z'
+    + 'M7.5 10.2a1.8 1.8 0 1 1 0 3.6a1.8 1.8 0 1 1 0-3.6z',
+];
+const GLYPHS = {
+  guest: [
+    'M12 3a4.25 4.25 0 1 1 0 8.5a4.25 4.25 0 1 1 0-8.5z',
+    'M3.75 21a8.25 7 0 0 1 16.5 0z',
+  ],
+  oidc: KEY,
+  oauth2: KEY,
+  saml: ['M12 2.5 19.5 5.5v5.6c0 4.6-3.1 8.6-7.5 10.4-4.4-1.8-7.5-5.8-7.5-10.4V5.5z'],
+};
+
+function providerIcon(provider) {
+  const glyph = GLYPHS[provider.type];
+  if (!glyph) {
+    const badge = document.createElement('span');
+    badge.className = 'icon badge';
+    badge.dataset.type = provider.type;
+    badge.dataset.initial = provider.title.charAt(0).toUpperCase();
+    badge.setAttribute('aria-hidden', 'true');
+    return badge;
+  }
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('class', 'icon');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  for (const d of glyph) {
+    const path = document.createElementNS(SVG_NS, 'path');
+    path.setAttribute('d', d);
+    path.setAttribute('fill-rule', 'evenodd');
+    svg.append(path);
+  }
+  return svg;
+}
+
 async function main() {
   const redirectError = takeRedirectError();
   const res = await fetch('/.stagepass/config.json');
@@ -398,7 +438,9 @@ async function main() {
     button.className = 'provider';
     button.dataset.provider = provider.id;
     button.dataset.kind = provider.kind;
-    button.textContent = `Sign in with ${provider.title}`;
+    const label = document.createElement('span');
+    label.textContent = `Sign in with ${provider.title}`;
+    button.append(providerIcon(provider), label);
     button.addEventListener('click', () => signIn(provider));
     list.append(button);
   }

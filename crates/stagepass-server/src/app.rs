@@ -220,6 +220,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
                     id: "guest".into(),
                     title: "Guest".into(),
                     kind: "proxy",
+                    provider_type: "guest".into(),
                 });
             }
             other => match kinds.iter().find(|k| k.name() == other) {
@@ -234,6 +235,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
                         id: section.id.clone(),
                         title: kind.title().to_owned(),
                         kind: "oauth",
+                        provider_type: kind.name().to_owned(),
                     });
                 }
                 None => {

@@ -33,6 +33,9 @@ pub(crate) struct PageProvider {
     pub(crate) title: String,
     /// `oauth` (popup sign-in) or `proxy` (sign-in through refresh).
     pub(crate) kind: &'static str,
+    /// The provider type (`guest`, `oidc`, `github`, …), which picks the icon.
+    #[serde(rename = "type")]
+    pub(crate) provider_type: String,
 }
 
 /// Requests served, by matched route and status.

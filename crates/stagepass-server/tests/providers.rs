@@ -101,6 +101,7 @@ async fn a_second_oidc_instance_signs_in_against_a_real_idp() {
         .unwrap();
     assert_eq!(page["providers"][0]["id"], "corp-sso");
     assert_eq!(page["providers"][0]["kind"], "oauth");
+    assert_eq!(page["providers"][0]["type"], "oidc");
 }
 
 #[tokio::test]

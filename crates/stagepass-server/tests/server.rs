@@ -151,6 +151,7 @@ fn tokens_survive_a_restart_on_sqlite_and_sigterm_stops_the_server() {
     assert!(page.contains("/static/app.js"));
     let config = server.json("/.stagepass/config.json");
     assert_eq!(config["providers"][0]["id"], "guest");
+    assert_eq!(config["providers"][0]["type"], "guest");
 
     // CORS preflight for the Backstage frontend's refresh call
     let (status, head, _) = http_full(
