@@ -188,17 +188,18 @@ impl RefreshCoordinator {
             .entry(key.to_owned())
             .or_insert_with(|| Arc::new(OnceCell::new()))
             .clone();
+        // Leaves the map when the refresh is over, or when the request goes away first (its
+        // client hung up) with nobody else waiting.
+        let _leave = Leave {
+            coordinator: self,
+            key,
+            cell: &cell,
+        };
         // The first request runs `lead`; if it goes away before the end, the next one does.
         let outcome = cell
             .get_or_init(|| self.lead(cipher, clock, key, refresh))
             .await
             .clone();
-        {
-            let mut in_flight = self.in_flight();
-            if in_flight.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                in_flight.remove(key);
-            }
-        }
         outcome.map_err(|failure| failure.to_error())
     }
 
@@ -327,7 +328,63 @@ impl RefreshCoordinator {
     }
 }
 
+/// Removes a finished (or abandoned) refresh from the in-flight map when dropped.
+struct Leave<'a> {
+    coordinator: &'a RefreshCoordinator,
+    key: &'a str,
+    cell: &'a Arc<OnceCell<Outcome>>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.coordinator.in_flight();
+        let ours = in_flight
+            .get(self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, self.cell));
+        // Two holders (the map and this request) and no outcome: nobody else waits for it.
+        let abandoned = !self.cell.initialized() && Arc::strong_count(self.cell) <= 2;
+        if ours && (self.cell.initialized() || abandoned) {
+            in_flight.remove(self.key);
+        }
+    }
+}
+
 /// What a hand-off record is bound to: it opens only for the same refresh key.
 fn result_purpose(key: &str) -> String {
     format!("refresh-result:{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use stagepass_core::{MemoryEphemeralStore, SystemClock};
+
+    use super::*;
+
+    #[test]
+    fn refresh_keys_are_hashes_bound_to_provider_and_environment() {
+        let token = RefreshToken::new("rt-secret");
+        let key = refresh_key("github", "development", &token);
+        assert_eq!(key.len(), 64);
+        assert!(!key.contains("rt-secret"));
+        assert_ne!(key, refresh_key("github", "production", &token));
+        assert_ne!(key, refresh_key("gitlab", "development", &token));
+        // The parts are length-prefixed: moving a boundary changes the key.
+        assert_ne!(
+            refresh_key("a", "bc", &token),
+            refresh_key("ab", "c", &token)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_refresh_leaves_no_entry_behind() {
+        let coordinator = RefreshCoordinator::new(Arc::new(MemoryEphemeralStore::new()));
+        let cipher = CookieCipher::random();
+        let refresh = coordinator.refresh(&cipher, &SystemClock, "key", || {
+            std::future::pending::<Result<Authenticated, Error>>()
+        });
+        // The client hangs up while the identity provider is still answering.
+        let gone = tokio::time::timeout(StdDuration::from_millis(20), refresh).await;
+        assert!(gone.is_err());
+        assert!(coordinator.in_flight().is_empty());
+    }
 }
