@@ -30,6 +30,8 @@ pub(crate) struct Idp {
     pub(crate) entry_point: Url,
     /// The entity id and signing certificates, in the form samael reads.
     pub(crate) metadata: EntityDescriptor,
+    /// The single logout URL (HTTP-Redirect) the metadata names, if any.
+    pub(crate) logout_url: Option<Url>,
 }
 
 /// Settings given one by one, which win over the metadata's.
@@ -150,7 +152,12 @@ async fn fetch(http: &reqwest::Client, url: &Url) -> Result<String, ConfigError>
 }
 
 /// The identity provider from explicit settings only.
-pub(crate) fn from_settings(entity_id: String, entry_point: Url, certs: Vec<String>) -> Idp {
+pub(crate) fn from_settings(
+    entity_id: String,
+    entry_point: Url,
+    certs: Vec<String>,
+    logout_url: Option<Url>,
+) -> Idp {
     Idp {
         entry_point,
         metadata: EntityDescriptor {
@@ -189,11 +196,12 @@ pub(crate) fn from_settings(entity_id: String, entry_point: Url, certs: Vec<Stri
             }]),
             ..EntityDescriptor::default()
         },
+        logout_url,
     }
 }
 
-/// Reads an IdP `EntityDescriptor`: the entity id, the HTTP-Redirect single sign-on URL, and
-/// the signing certificates (those marked `signing`, else those with no
+/// Reads an IdP `EntityDescriptor`: the entity id, the HTTP-Redirect single sign-on and single
+/// logout URLs, and the signing certificates (those marked `signing`, else those with no
 /// use). Settings given explicitly win. A DOCTYPE is refused, as in responses.
 pub(crate) fn parse(xml: &str, explicit: &Explicit) -> Result<Idp, ConfigError> {
     let fail = |what: &str| ConfigError::Metadata(what.to_owned());
@@ -249,5 +257,10 @@ pub(crate) fn parse(xml: &str, explicit: &Explicit) -> Result<Idp, ConfigError> 
     if certs.is_empty() {
         return Err(fail("the metadata has no signing certificate"));
     }
-    Ok(from_settings(entity_id, entry_point, certs))
+    let logout_url = descriptor
+        .single_logout_services
+        .iter()
+        .find(|s| s.binding == REDIRECT_BINDING)
+        .and_then(|s| Url::parse(&s.location).ok());
+    Ok(from_settings(entity_id, entry_point, certs, logout_url))
 }

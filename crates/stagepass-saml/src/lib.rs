@@ -81,9 +81,9 @@ use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
 use samael::traits::ToXml;
 use serde_json::{Map, Value, json};
 use stagepass_core::{
-    AuthenticateRequest, Authenticated, EphemeralStore, Error, FlowData, MemoryEphemeralStore,
-    MetadataRequest, ProfileInfo, ProviderMetadata, ProviderSession, Result, StartRequest,
-    StartResponse, Strategy,
+    AuthenticateRequest, Authenticated, EphemeralStore, Error, FlowData, LogoutRequest,
+    LogoutResponse, MemoryEphemeralStore, MetadataRequest, ProfileInfo, ProviderMetadata,
+    ProviderSession, RefreshToken, Result, StartRequest, StartResponse, Strategy,
 };
 use url::Url;
 
@@ -259,6 +259,7 @@ pub struct SamlProviderBuilder {
     allow_idp_initiated: bool,
     idp_metadata_xml: Option<String>,
     idp_metadata_url: Option<Url>,
+    logout_url: Option<Url>,
 }
 
 /// How the AuthnRequest is signed (`signatureAlgorithm`): RSA with SHA-256 (the default) or
@@ -460,6 +461,16 @@ impl SamlProviderBuilder {
         self
     }
 
+    /// `logoutUrl`: the IdP's single logout URL (HTTP-Redirect binding); by default the one its
+    /// metadata names, if any. With it, `/logout` answers the IdP URL carrying a
+    /// `LogoutRequest` for the user's NameID and session index (signed with `privateKey` when
+    /// set), and the login keeps those two in the encrypted refresh cookie for that purpose
+    /// (SAML sessions still cannot be refreshed).
+    pub fn logout_url(mut self, url: Url) -> Self {
+        self.logout_url = Some(url);
+        self
+    }
+
     /// Where assertion ids are recorded so that each is accepted once. Give every replica of
     /// a deployment the same shared store; the default is a [`MemoryEphemeralStore`], which
     /// only protects one process. Ids live under [`ASSERTION_ID_NAMESPACE`] until the
@@ -499,6 +510,7 @@ impl SamlProviderBuilder {
                     idp_issuer,
                     entry_point,
                     explicit.certs,
+                    None,
                 )))
             }
         };
@@ -548,6 +560,7 @@ impl SamlProviderBuilder {
             signature_algorithm: self.signature_algorithm,
             authn_context: self.authn_context,
             allow_idp_initiated: self.allow_idp_initiated,
+            logout_url: self.logout_url,
             want_response_signed: !self.want_response_unsigned_ok,
             want_assertion_signed: !self.want_assertion_unsigned_ok,
             replay_store: self
@@ -594,6 +607,8 @@ pub struct SamlProvider {
     authn_context: Vec<String>,
     /// `allowIdpInitiated`.
     allow_idp_initiated: bool,
+    /// `logoutUrl`, when given explicitly.
+    logout_url: Option<Url>,
     /// `wantAuthnResponseSigned`.
     want_response_signed: bool,
     /// `wantAssertionsSigned`.
@@ -881,6 +896,56 @@ impl SamlProvider {
     }
 }
 
+/// What single logout needs from a login, kept in the encrypted refresh cookie.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LogoutSession {
+    #[serde(rename = "nameID")]
+    name_id: String,
+    #[serde(rename = "nameIDFormat", skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
+    #[serde(rename = "sessionIndex", skip_serializing_if = "Option::is_none")]
+    session_index: Option<String>,
+}
+
+impl LogoutSession {
+    fn of(assertion: &Assertion) -> Option<Self> {
+        let name_id = assertion.subject.as_ref()?.name_id.as_ref()?;
+        Some(Self {
+            name_id: name_id.value.clone(),
+            format: name_id.format.clone(),
+            session_index: assertion
+                .authn_statements
+                .iter()
+                .flatten()
+                .find_map(|s| s.session_index.clone()),
+        })
+    }
+
+    /// A `LogoutRequest` (SAML Core 3.7.1) for this session.
+    fn logout_request(&self, id: &str, issuer: &str, destination: &Url) -> String {
+        let format = self
+            .format
+            .as_deref()
+            .map(|f| format!(" Format=\"{}\"", xml_escape(f)))
+            .unwrap_or_default();
+        let session_index = self
+            .session_index
+            .as_deref()
+            .map(|s| format!("<samlp:SessionIndex>{}</samlp:SessionIndex>", xml_escape(s)))
+            .unwrap_or_default();
+        format!(
+            "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
+             xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{id}\" Version=\"2.0\" \
+             IssueInstant=\"{}\" Destination=\"{}\"><saml:Issuer>{}</saml:Issuer>\
+             <saml:NameID{format}>{}</saml:NameID>{session_index}</samlp:LogoutRequest>",
+            Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            xml_escape(destination.as_str()),
+            xml_escape(issuer),
+            xml_escape(&self.name_id),
+        )
+    }
+}
+
 /// Escapes text for an XML attribute or element.
 fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -1053,7 +1118,13 @@ impl Strategy for SamlProvider {
             }
         };
         self.claim(&assertion).await?;
-        Ok(authenticated(&assertion))
+        let mut result = authenticated(&assertion);
+        if self.logout_url.is_some() || idp.logout_url.is_some() {
+            result.session.refresh_token = LogoutSession::of(&assertion)
+                .and_then(|s| serde_json::to_string(&s).ok())
+                .map(RefreshToken::new);
+        }
+        Ok(result)
     }
 
     fn callback_is_cross_site_post(&self) -> bool {
@@ -1062,6 +1133,25 @@ impl Strategy for SamlProvider {
 
     fn accepts_unsolicited_callback(&self) -> bool {
         self.allow_idp_initiated
+    }
+
+    async fn logout(&self, request: LogoutRequest<'_>) -> Result<LogoutResponse> {
+        let idp = self.idp.get().await?;
+        let Some(slo) = self.logout_url.as_ref().or(idp.logout_url.as_ref()) else {
+            return Ok(LogoutResponse::default());
+        };
+        // Without the login's NameID there is nothing to name in a LogoutRequest.
+        let Some(session) = request
+            .refresh_token
+            .and_then(|t| serde_json::from_str::<LogoutSession>(t.secret()).ok())
+        else {
+            return Ok(LogoutResponse::default());
+        };
+        let xml = session.logout_request(&new_request_id()?, &self.issuer, slo);
+        let url = self.redirect_url(slo, &xml, "")?;
+        Ok(LogoutResponse {
+            logout_url: Some(url),
+        })
     }
 
     fn metadata(&self, request: MetadataRequest<'_>) -> Result<Option<ProviderMetadata>> {

@@ -1125,6 +1125,71 @@ async fn the_idp_can_be_configured_from_its_metadata() {
     }
 }
 
+/// `/logout` as the Backstage frontend calls it; returns the JSON body, if any.
+async fn logout(client: &TestClient) -> Option<Value> {
+    let res = client
+        .post("/api/auth/saml/logout?env=development")
+        .xhr()
+        .header("origin", APP_ORIGIN)
+        .send()
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    serde_json::from_str(&res.text()).ok()
+}
+
+#[tokio::test]
+async fn single_logout_sends_the_browser_to_the_idp_with_a_logout_request() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let mut slo = idp.sso_url().clone();
+    slo.set_path("/idp/slo");
+    slo.set_query(None);
+    let http = reqwest::Client::new();
+    for signed in [false, true] {
+        let mut builder = builder_for(&idp, "").logout_url(slo.clone());
+        if signed {
+            builder = builder.private_key(idp.sp_key());
+        }
+        let client = backend_for(builder.build().unwrap());
+        // Not signed in: nothing to log out at the IdP.
+        assert!(logout(&client).await.is_none());
+        let (message, _) = login(&idp, &client, "").await;
+        assert_signed_in(&message);
+        assert_eq!(message["response"]["providerInfo"], serde_json::json!({}));
+        assert!(client.cookie("saml-refresh-token").is_some());
+        let body = logout(&client).await.expect("a logoutUrl");
+        let url = Url::parse(body["logoutUrl"].as_str().unwrap()).unwrap();
+        assert!(url.as_str().starts_with(slo.as_str()), "{url}");
+        assert_eq!(url.query_pairs().any(|(k, _)| k == "Signature"), signed);
+        assert!(inflate(&url).contains("LogoutRequest"));
+        // samlify reads the LogoutRequest, and checks its signature when there is one.
+        let res = http.get(url.clone()).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let read: Value = res.json().await.unwrap();
+        assert_eq!(read["signed"], signed);
+        assert_eq!(read["nameId"], "jane");
+        assert_eq!(read["issuer"], SP_ENTITY_ID);
+        assert!(read["sessionIndex"].is_string(), "{read}");
+        assert!(client.cookie("saml-refresh-token").is_none());
+        if signed {
+            let tampered = url.as_str().replace("SigAlg=", "RelayState=x&SigAlg=");
+            let res = http.get(tampered).send().await.unwrap();
+            assert_eq!(res.status(), 403);
+        }
+    }
+    // Refresh is still not supported with the logout session in the cookie.
+    let client = backend_for(builder_for(&idp, "").logout_url(slo).build().unwrap());
+    login(&idp, &client, "").await;
+    let res = client
+        .get("/api/auth/saml/refresh?env=development")
+        .xhr()
+        .send()
+        .await;
+    assert!(res.status.as_u16() >= 400, "{}", res.text());
+    assert!(!res.text().contains("backstageIdentity"));
+}
+
 #[test]
 fn config_is_checked() {
     let url = Url::parse("https://idp.example.com/sso").unwrap();

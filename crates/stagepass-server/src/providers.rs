@@ -606,6 +606,7 @@ impl ProviderKind for SamlKind {
             "allowIdpInitiated",
             "metadataUrl",
             "metadataFile",
+            "logoutUrl",
         ]
     }
 
@@ -688,6 +689,9 @@ impl ProviderKind for SamlKind {
         }
         if let Some(allow) = r.optional_bool("allowIdpInitiated")? {
             builder = builder.allow_idp_initiated(allow);
+        }
+        if let Some(url) = r.optional_url("logoutUrl")? {
+            builder = builder.logout_url(url);
         }
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }

@@ -30,6 +30,9 @@
 // form of /idp/sso for that user (NameID: the address's local part). Use it as the entry point
 // when a browser drives the sign-in.
 // GET /idp/metadata answers the IdP metadata.
+// GET /idp/slo?SAMLRequest=…[&SigAlg=…&Signature=…] reads a LogoutRequest (HTTP-Redirect
+// binding) with samlify, checking its signature by keys/sp-cert.pem when it is signed, and
+// answers JSON {signed, nameId, sessionIndex, issuer} (403 when samlify refuses it).
 //
 // The keys in keys/ are test keys made for this server and nothing else.
 
@@ -180,6 +183,45 @@ async function verifyRequestSignature(query, rawQuery, request) {
   await idp.parseLoginRequest(sp, 'redirect', { query: Object.fromEntries(query), octetString });
 }
 
+async function slo(query, rawQuery) {
+  const signed = query.has('Signature');
+  const xml = inflateRawSync(Buffer.from(query.get('SAMLRequest') ?? '', 'base64')).toString('utf8');
+  const issuer = (xml.match(/<(?:\w+:)?Issuer[^>]*>([^<]*)</) ?? [])[1] ?? '';
+  const redirect = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
+  const idp = samlify.IdentityProvider({
+    entityID: entityId,
+    privateKey: keys.idp.key,
+    signingCert: keys.idp.cert,
+    wantLogoutRequestSigned: signed,
+    singleLogoutService: [{ Binding: redirect, Location: `${baseUrl}/idp/slo` }],
+    singleSignOnService: [{ Binding: redirect, Location: `${baseUrl}/idp/sso` }],
+  });
+  const sp = samlify.ServiceProvider({
+    entityID: issuer,
+    signingCert: keys.sp.cert,
+    singleLogoutService: [{ Binding: redirect, Location: 'https://sp.invalid/slo' }],
+    assertionConsumerService: [
+      { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST', Location: 'https://sp.invalid/acs' },
+    ],
+  });
+  const octetString = rawQuery
+    .split('&')
+    .filter((p) => /^(SAMLRequest|RelayState|SigAlg)=/.test(p))
+    .join('&');
+  try {
+    const result = await idp.parseLogoutRequest(sp, 'redirect', { query: Object.fromEntries(query), octetString });
+    const body = {
+      signed,
+      nameId: result.extract.nameID,
+      sessionIndex: result.extract.sessionIndex,
+      issuer: result.extract.issuer,
+    };
+    return { status: 200, type: 'application/json', body: JSON.stringify(body) };
+  } catch (error) {
+    return { status: 403, body: `the LogoutRequest was refused: ${error.message ?? error}` };
+  }
+}
+
 async function sso(query, rawQuery) {
   const variants = new Set((query.get('variant') ?? '').split(',').filter(Boolean));
   const request = readRequest(query);
@@ -279,6 +321,8 @@ const server = createServer(async (req, res) => {
       out = loginForm(url.searchParams);
     } else if (req.method === 'POST' && url.pathname === '/idp/login') {
       out = await login(await readForm(req));
+    } else if (req.method === 'GET' && url.pathname === '/idp/slo') {
+      out = await slo(url.searchParams, url.search.slice(1));
     } else if (req.method === 'GET' && url.pathname === '/idp/metadata') {
       out = { status: 200, type: 'application/samlmetadata+xml', body: makeIdp('idp').getMetadata() };
     } else if (req.method === 'GET' && url.pathname === '/health') {
