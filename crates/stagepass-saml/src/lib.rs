@@ -195,8 +195,10 @@ pub enum ResponseError {
     /// An encrypted assertion, and no `decryptionPvk`.
     #[error("SAML assertion is encrypted but no decryptionPvk is configured")]
     Encrypted,
-    /// The encrypted assertion could not be decrypted (any reason: algorithm, key, padding).
-    #[error("SAML assertion could not be decrypted")]
+    /// The encrypted assertion could not be decrypted (any reason: algorithm, key, padding), or,
+    /// when no signature covers its ciphertext, failed any later check: one answer for all, so
+    /// that the outcome says nothing about the plaintext.
+    #[error("SAML assertion could not be decrypted or verified")]
     Decryption,
     /// A non-success top-level status.
     #[error("SAML response status is not success: {0}")]
@@ -705,10 +707,35 @@ impl SamlProvider {
         {
             return Err(ResponseError::InResponseTo);
         }
+        // When nothing signed covers the ciphertext (an encrypted assertion in an unsigned
+        // Response), a changed ciphertext must fail the same way whatever happens after
+        // decryption: telling bad padding from bad XML or a bad signature would be a decryption
+        // oracle (the XML Encryption CBC attack). Every such failure is `Decryption`.
+        let oracle_guard = outline.encrypted.is_some() && !outline.response_signed;
+        let checked = self.verify_content(idp, xml, &outline, request_id, callback_url);
+        match checked {
+            Err(error) if oracle_guard => {
+                tracing::debug!(error = %error, "encrypted SAML assertion refused");
+                Err(ResponseError::Decryption)
+            }
+            other => other,
+        }
+    }
+
+    /// The checks from decryption on: signing requirements, then samael's.
+    fn verify_content(
+        &self,
+        idp: &idp::Idp,
+        xml: String,
+        outline: &inspect::Outline,
+        request_id: Option<&str>,
+        callback_url: &Url,
+    ) -> std::result::Result<Assertion, ResponseError> {
+        let unsolicited = request_id.is_none();
         // The document samael reads, and whether its signatures are left for samael to verify.
         let (document, response_signed, assertion_signed) = match outline.encrypted {
             None => (xml, outline.response_signed, outline.assertion_signed),
-            Some(span) => self.decrypted(idp, &xml, &outline, span)?,
+            Some(span) => self.decrypted(idp, &xml, outline, span)?,
         };
         if !response_signed && !assertion_signed {
             return Err(ResponseError::Unsigned);

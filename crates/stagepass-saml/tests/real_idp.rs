@@ -205,6 +205,13 @@ async fn encrypted_assertions_need_the_right_key_and_intact_ciphertext() {
     .await;
     assert!(message.get("response").is_none(), "{message}");
     assert!(client.cookie("saml-refresh-token").is_none());
+    // With no signature over the ciphertext, every failure after decryption looks the same;
+    // with a signed Response the detail is given.
+    let (message, _) = login(&idp, &client, "encrypted,expired").await;
+    assert_refused(&message, "could not be decrypted or verified");
+    let client = backend_for(provider_for(&idp, "encrypted,both-signed"));
+    let (message, _) = login(&idp, &client, "encrypted,both-signed,expired").await;
+    assert_refused(&message, "expired");
     // A Response signed over the encrypted assertion: changing it breaks that signature.
     let client = backend_for(provider_for(&idp, "encrypted,response-signed"));
     let message = tampered_login(&idp, &client, "encrypted,response-signed", "jane", |xml| {
