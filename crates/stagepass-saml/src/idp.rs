@@ -105,7 +105,11 @@ impl IdpSource {
                 let idp = match fetch(http, url).await.and_then(|xml| parse(&xml, explicit)) {
                     Ok(idp) => Arc::new(idp),
                     Err(error) => {
-                        tracing::warn!(url = %url, error = %error, "could not load the SAML IdP metadata");
+                        tracing::warn!(
+                            url = %url,
+                            error = %error,
+                            "could not load the SAML IdP metadata"
+                        );
                         return Err(Error::service_unavailable(
                             "could not load the SAML identity provider metadata",
                         ));

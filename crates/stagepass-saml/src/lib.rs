@@ -7,6 +7,14 @@
 //! `/api/auth/<id>/handler/frame` (HTTP-POST binding). The request id travels in the protocol
 //! layer's encrypted flow cookie, so any replica can check `InResponseTo`.
 //!
+//! Optional, each off until configured: signed AuthnRequests
+//! ([`SamlProviderBuilder::private_key`]), encrypted assertions
+//! ([`SamlProviderBuilder::decryption_pvk`]), the identity provider read from its metadata
+//! ([`SamlProviderBuilder::idp_metadata_url`]), single logout
+//! ([`SamlProviderBuilder::logout_url`]) and IdP-initiated login
+//! ([`SamlProviderBuilder::allow_idp_initiated`]). The service provider's own metadata is
+//! served at `/api/auth/<id>/metadata` ([`Strategy::metadata`]).
+//!
 //! Every response is checked, in this order:
 //! - its size (`SAMLResponse` at most [`DEFAULT_MAX_RESPONSE_BYTES`] unless configured), base64
 //!   and UTF-8;
@@ -19,10 +27,12 @@
 //!   back in place of the `EncryptedAssertion`, and the document is checked again as a plain
 //!   one;
 //! - signatures only directly inside the Response or the assertion, each with one reference to
-//!   its parent's `ID`, at least one of the two signed, and only SHA-256/384/512 signature and
+//!   its parent's `ID`, the Response and the assertion signed as `wantAuthnResponseSigned` and
+//!   `wantAssertionsSigned` say (both by default, one at least), only SHA-256/384/512 signature and
 //!   digest algorithms (SHA-1 is refused) and canonicalization/enveloped-signature transforms;
 //! - the Response's `Destination` (when present) is the callback URL and its `InResponseTo`
-//!   (when present) is the request id;
+//!   (when present) is the request id; with no request id (IdP-initiated login, when allowed)
+//!   there must be no `InResponseTo` anywhere;
 //! - by samael: an XML signature by one of the configured IdP certificates (never a key or
 //!   certificate carried in the message), the Response `Destination`, `Issuer` (the configured
 //!   `idpIssuer`), the assertion's `Issuer`, `NotBefore` / `NotOnOrAfter` with the accepted
