@@ -91,7 +91,13 @@ pub(crate) struct Service {
 /// The services the tests need.
 pub(crate) const SERVICES: &[Service] = &[Service {
     name: "postgresql",
-    packages: &[],
+    // PostgreSQL itself is installed only where it is missing under CI (see `start_postgres`);
+    // its certificates are made with the openssl tool.
+    packages: &[SystemPackage {
+        name: "openssl",
+        why: "the certificates of the PostgreSQL test cluster (TLS on)",
+        executable: Some("openssl"),
+    }],
     start: start_postgres,
 }];
 
