@@ -703,6 +703,8 @@ impl ProviderKind for SamlKind {
     }
 
     fn flat_markers(&self) -> &'static [&'static str] {
-        &["entryPoint", "metadataUrl", "metadataFile"]
+        // `issuer` is required in every flat section: a missing `entryPoint` is then reported
+        // as such rather than as a malformed environment.
+        &["entryPoint", "metadataUrl", "metadataFile", "issuer"]
     }
 }

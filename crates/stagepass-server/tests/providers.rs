@@ -152,6 +152,83 @@ async fn provider_configuration_errors_name_the_key() {
     }
 }
 
+/// SAML settings the server refuses at start, each naming the key.
+#[cfg(feature = "saml")]
+#[test]
+fn saml_configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "    saml:\n      entryPoint: https://idp.example.com/sso\n      issuer: sp\n      idpIssuer: idp\n";
+    let cases = [
+        (
+            format!("{base}      cert: not a certificate\n"),
+            "auth.providers.saml",
+            "not a base64 or PEM",
+        ),
+        (
+            "    saml:\n      issuer: sp\n      metadataFile: /nonexistent/idp-metadata.xml\n"
+                .to_owned(),
+            "auth.providers.saml.metadataFile",
+            "cannot read",
+        ),
+        (
+            "    saml:\n      issuer: sp\n      metadataUrl: http://idp.example.com/metadata\n"
+                .to_owned(),
+            "auth.providers.saml",
+            "must be https",
+        ),
+        (
+            "    saml:\n      issuer: sp\n      idpIssuer: idp\n      cert: x\n".to_owned(),
+            "auth.providers.saml.entryPoint",
+            "",
+        ),
+    ];
+    let with_cert = |extra: &str| {
+        format!(
+            "{base}      cert: {}\n{extra}",
+            std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../stagepass-testkit/idp/saml/keys/idp-cert.pem"
+            ))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+        )
+    };
+    let more = [
+        (
+            with_cert("      signatureAlgorithm: sha1\n"),
+            "auth.providers.saml",
+            "must be `sha256` or `sha512`",
+        ),
+        (
+            with_cert("      decryptionPvk: not a key\n"),
+            "auth.providers.saml",
+            "decryptionPvk",
+        ),
+        (
+            with_cert("      wantAssertionSigned: false\n"),
+            "auth.providers.saml",
+            "wantAssertionSigned",
+        ),
+    ];
+    for (providers, key, detail) in cases.into_iter().chain(more) {
+        let path = dir.path().join("app-config.yaml");
+        std::fs::write(&path, config(free_port(), &providers)).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .env("LOG_LEVEL", "error")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{providers} was accepted");
+        assert!(stderr.contains(key), "{key} not in: {stderr}");
+        assert!(stderr.contains(detail), "{detail} not in: {stderr}");
+    }
+}
+
 #[tokio::test]
 async fn catalog_users_sign_in_with_their_groups() {
     let Some(idp) = OidcTestProvider::start_or_skip().await else {
