@@ -197,7 +197,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         .backend_base_url(config.backend.base_url.clone())
         .token_issuer(issuer.clone())
         .user_info_store(user_info)
-        .ephemeral_store(ephemeral)
+        .ephemeral_store(ephemeral.clone())
         .session_secret(session_secret)
         .extra_allowed_origins(extra_origins);
     if let Some(directory) = directory {
@@ -229,6 +229,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
                         section,
                         kind.as_ref(),
                         &config.auth.environment,
+                        &ephemeral,
                     )?;
                     builder = builder.oauth_provider(section.id.clone(), environments);
                     page_providers.push(PageProvider {

@@ -16,7 +16,9 @@ use stagepass::okta::OktaProvider;
 use stagepass::resolvers::{
     EmailLocalPartMatchingUserEntityName, EmailMatchingUserEntityProfileEmail, MissingUser,
 };
-use stagepass::{ClientSecret, ScopePolicy, SignInResolver, SignInResolverChain, Strategy};
+use stagepass::{
+    ClientSecret, EphemeralStore, ScopePolicy, SignInResolver, SignInResolverChain, Strategy,
+};
 
 use crate::config::{ConfigError, ConfigReader, ProviderSection};
 
@@ -46,6 +48,8 @@ pub(crate) struct EnvContext<'a> {
     pub(crate) reader: ConfigReader<'a>,
     /// `additionalScopes`, split.
     pub(crate) additional_scopes: Vec<String>,
+    /// The store every replica sees, for one-time values such as SAML assertion ids.
+    pub(crate) ephemeral: Arc<dyn EphemeralStore>,
 }
 
 /// A provider type that can be configured under `auth.providers`.
@@ -303,6 +307,7 @@ pub(crate) fn oauth_environments(
     section: &ProviderSection,
     kind: &dyn ProviderKind,
     default_env: &str,
+    ephemeral: &Arc<dyn EphemeralStore>,
 ) -> Result<Vec<(String, OAuthEnvironment)>, ConfigError> {
     let reader = section.reader();
     let flat = kind.flat_markers().iter().any(|key| reader.has(key));
@@ -341,6 +346,7 @@ pub(crate) fn oauth_environments(
         let ctx = EnvContext {
             reader: env_reader.clone(),
             additional_scopes,
+            ephemeral: ephemeral.clone(),
         };
         let strategy = kind.strategy(&ctx)?;
         let mut environment = OAuthEnvironment::new(strategy);
@@ -693,6 +699,9 @@ impl ProviderKind for SamlKind {
         if let Some(url) = r.optional_url("logoutUrl")? {
             builder = builder.logout_url(url);
         }
+        // One-time assertion ids in the shared store: a response replayed at another replica
+        // is refused there too.
+        builder = builder.replay_store(env.ephemeral.clone());
         Ok(Arc::new(builder.build().map_err(|e| build_error(r, e))?))
     }
 

@@ -1,6 +1,7 @@
 //! Two `stagepass-server` processes on one PostgreSQL database, as replicas behind a load
 //! balancer: a token issued by one verifies at the other, both publish the same keys, tokens
-//! survive a restart, a session refreshed at both at once is refreshed once upstream, TLS to
+//! survive a restart, a session refreshed at both at once is refreshed once upstream, a SAML
+//! response accepted by one is refused as a replay by the other, TLS to
 //! the database checks the certificate, and a database stopped and restarted under load gives
 //! 503s and then recovers without losing a key (on a cluster of that test's own). The database server is the ephemeral cluster `cargo xtask ci`
 //! starts and names in `STAGEPASS_TEST_POSTGRES_URL`; each test uses a database of its own,
@@ -241,6 +242,107 @@ async fn github_login(replica: &Replica, fixture: &GithubFixture) -> String {
     let frame = client.get(callback.as_str()).send().await.unwrap();
     assert_eq!(frame.status(), 200);
     refresh_cookie(frame.headers()).expect("the login sets a refresh cookie")
+}
+
+/// Two replicas behind one load balancer (one assertion consumer service URL) and one SAML
+/// response posted to both: the first signs the user in, the second refuses it as a replay,
+/// because the assertion ids are claimed in the database both share.
+#[cfg(feature = "saml")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_response_accepted_by_one_replica_is_a_replay_at_the_other() {
+    use reqwest::cookie::CookieStore as _;
+    use stagepass_testkit::{SamlTestIdp, parse_popup};
+
+    let Some(url) =
+        database_url("a_saml_response_accepted_by_one_replica_is_a_replay_at_the_other")
+    else {
+        return;
+    };
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cert: String = idp
+        .cert()
+        .lines()
+        .map(|l| format!("\n        {l}"))
+        .collect();
+    let saml = |acs: &str| {
+        format!(
+            "    saml:\n      entryPoint: {}\n      issuer: https://backstage.example.com/saml-sp\n      idpIssuer: {}\n      wantAuthnResponseSigned: false\n{acs}      cert: |{cert}\n      signIn:\n        resolvers:\n          - resolver: nameIdMatchingUserEntityName\n            dangerouslyAllowSignInWithoutUserInCatalog: true\n",
+            idp.sso_url(),
+            idp.entity_id()
+        )
+    };
+    let first = Replica::start_with(dir.path(), &url, &saml(""));
+    let acs = format!(
+        "http://127.0.0.1:{}/api/auth/saml/handler/frame",
+        first.port
+    );
+    let second = Replica::start_with(
+        dir.path(),
+        &url,
+        &saml(&format!("      callbackUrl: {acs}\n")),
+    );
+
+    // A browser signs in at the first replica; the cookies it holds for the callback are kept
+    // so that the same POST can be sent to either replica.
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let browser = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = browser
+        .get(format!(
+            "http://127.0.0.1:{}/api/auth/saml/start?env=development&origin=http://localhost:3000&flow=popup",
+            first.port
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let redirect = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    let form = idp
+        .login(&redirect, "jane@example.com", Some("jane"), "")
+        .await
+        .unwrap();
+    let cookies = jar
+        .cookies(&url::Url::parse(&acs).unwrap())
+        .expect("the start left the login cookies");
+    let post = |port: u16| {
+        let cookies = cookies.clone();
+        let form = &form;
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!(
+                    "http://127.0.0.1:{port}/api/auth/saml/handler/frame"
+                ))
+                .header(reqwest::header::COOKIE, cookies)
+                .form(&[
+                    ("SAMLResponse", form.saml_response.as_str()),
+                    ("RelayState", form.relay_state.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let (message, _) = parse_popup(&response.text().await.unwrap()).unwrap();
+            message
+        }
+    };
+    let accepted = post(first.port).await;
+    assert_eq!(
+        accepted["response"]["backstageIdentity"]["identity"]["userEntityRef"], "user:default/jane",
+        "{accepted}"
+    );
+    let replayed = post(second.port).await;
+    assert!(
+        replayed["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already used")),
+        "the second replica must refuse the replay: {replayed}"
+    );
+    assert!(replayed.get("response").is_none(), "{replayed}");
 }
 
 /// The value the response's `Set-Cookie` gives the GitHub refresh cookie.
