@@ -132,11 +132,13 @@ impl Session {
     }
 }
 
-/// The key of a refresh: SHA-256 of provider, environment and refresh token, in hex. The
-/// token itself never leaves the request.
-pub(crate) fn refresh_key(id: &str, env: &str, token: &RefreshToken) -> String {
+/// The key of a refresh: SHA-256 of provider, environment, refresh token and the scope asked
+/// for, in hex. The token itself never leaves the request. The scope is part of the key because
+/// the outcome depends on it: a refresh that asks for a scope the session lacks must reach the
+/// provider (which refuses it), not borrow the outcome of one that asked for less.
+pub(crate) fn refresh_key(id: &str, env: &str, token: &RefreshToken, scope: &str) -> String {
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in [id, env, token.secret()] {
+    for part in [id, env, token.secret(), scope] {
         context.update(&(part.len() as u64).to_be_bytes());
         context.update(part.as_bytes());
     }
@@ -361,17 +363,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refresh_keys_are_hashes_bound_to_provider_and_environment() {
+    fn refresh_keys_are_hashes_bound_to_provider_environment_and_scope() {
         let token = RefreshToken::new("rt-secret");
-        let key = refresh_key("github", "development", &token);
+        let key = refresh_key("github", "development", &token, "read:user");
         assert_eq!(key.len(), 64);
         assert!(!key.contains("rt-secret"));
-        assert_ne!(key, refresh_key("github", "production", &token));
-        assert_ne!(key, refresh_key("gitlab", "development", &token));
+        assert_ne!(
+            key,
+            refresh_key("github", "production", &token, "read:user")
+        );
+        assert_ne!(
+            key,
+            refresh_key("gitlab", "development", &token, "read:user")
+        );
+        assert_ne!(key, refresh_key("github", "development", &token, "repo"));
         // The parts are length-prefixed: moving a boundary changes the key.
         assert_ne!(
-            refresh_key("a", "bc", &token),
-            refresh_key("ab", "c", &token)
+            refresh_key("a", "bc", &token, ""),
+            refresh_key("ab", "c", &token, "")
         );
     }
 

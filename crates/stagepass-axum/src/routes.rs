@@ -814,7 +814,7 @@ async fn refresh_oauth(
     });
     // Concurrent refreshes of this session, here or on other replicas, share one upstream
     // refresh: with rotating refresh tokens, a second one would spend a spent token.
-    let key = refresh_key(id, env_name, &refresh_token);
+    let key = refresh_key(id, env_name, &refresh_token, &scope);
     let authenticated = inner
         .refreshes
         .refresh(&inner.cipher, inner.clock.as_ref(), &key, || {
