@@ -608,6 +608,7 @@ impl ProviderKind for SamlKind {
             "privateKey",
             "signingCert",
             "signatureAlgorithm",
+            "digestAlgorithm",
             "authnContext",
             "allowIdpInitiated",
             "metadataUrl",
@@ -689,6 +690,17 @@ impl ProviderKind for SamlKind {
                     )
                 })?;
             builder = builder.signature_algorithm(algorithm);
+        }
+        // Backstage's digest for XML signatures inside a request. Requests here use the
+        // HTTP-Redirect binding, whose signature covers the query string and has no digest, so
+        // the key only has to name an algorithm that would be acceptable.
+        if let Some(name) = r.optional_string("digestAlgorithm")?
+            && !matches!(name.as_str(), "sha256" | "sha512")
+        {
+            return Err(build_error(
+                r,
+                format!("saml `digestAlgorithm` must be `sha256` or `sha512`, not `{name}`"),
+            ));
         }
         if let Some(classes) = r.optional_string_list("authnContext")? {
             builder = builder.authn_context(classes);

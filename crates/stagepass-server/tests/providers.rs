@@ -202,6 +202,11 @@ fn saml_configuration_errors_name_the_key() {
             "must be `sha256` or `sha512`",
         ),
         (
+            with_cert("      digestAlgorithm: sha1\n"),
+            "auth.providers.saml",
+            "`digestAlgorithm` must be `sha256` or `sha512`",
+        ),
+        (
             with_cert("      decryptionPvk: not a key\n"),
             "auth.providers.saml",
             "decryptionPvk",
@@ -348,7 +353,7 @@ async fn saml_signs_in_with_backstage_style_config() {
     let sign_in = "      signIn:\n        resolvers:\n          - resolver: nameIdMatchingUserEntityName\n            dangerouslyAllowSignInWithoutUserInCatalog: true\n";
     // The IdP given key by key, then read from its metadata URL.
     let explicit = format!(
-        "    saml:\n      entryPoint: {}\n      issuer: https://backstage.example.com/saml-sp\n      idpIssuer: {}\n      wantAuthnResponseSigned: false\n      cert: |{cert}\n{sign_in}",
+        "    saml:\n      entryPoint: {}\n      issuer: https://backstage.example.com/saml-sp\n      idpIssuer: {}\n      wantAuthnResponseSigned: false\n      digestAlgorithm: sha256\n      cert: |{cert}\n{sign_in}",
         idp.sso_url(),
         idp.entity_id()
     );
