@@ -272,6 +272,8 @@ pub struct SamlProviderBuilder {
     idp_metadata_xml: Option<String>,
     idp_metadata_url: Option<Url>,
     logout_url: Option<Url>,
+    email_attributes: Vec<String>,
+    display_name_attributes: Vec<String>,
 }
 
 /// How the AuthnRequest is signed (`signatureAlgorithm`): RSA with SHA-256 (the default) or
@@ -483,6 +485,28 @@ impl SamlProviderBuilder {
         self
     }
 
+    /// Attribute names to read the e-mail address from, tried in order before the defaults
+    /// (`email`, `mail`, `emailAddress`, the Entra ID / ADFS claim URI and the LDAP OID).
+    pub fn email_attributes<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.email_attributes = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Attribute names to read the display name from, tried in order before the defaults
+    /// (`displayName`, the Entra ID claim URI, the LDAP OID and `name`).
+    pub fn display_name_attributes<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.display_name_attributes = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Where assertion ids are recorded so that each is accepted once. Give every replica of
     /// a deployment the same shared store; the default is a [`MemoryEphemeralStore`], which
     /// only protects one process. Ids live under [`ASSERTION_ID_NAMESPACE`] until the
@@ -578,6 +602,10 @@ impl SamlProviderBuilder {
             replay_store: self
                 .replay_store
                 .unwrap_or_else(|| Arc::new(MemoryEphemeralStore::new())),
+            profile_attributes: ProfileAttributes {
+                email: with_defaults(self.email_attributes, EMAIL_ATTRIBUTES),
+                display_name: with_defaults(self.display_name_attributes, DISPLAY_NAME_ATTRIBUTES),
+            },
         })
     }
 }
@@ -627,6 +655,26 @@ pub struct SamlProvider {
     want_assertion_signed: bool,
     /// Where assertion ids are claimed once.
     replay_store: Arc<dyn EphemeralStore>,
+    /// Where the profile is read from.
+    profile_attributes: ProfileAttributes,
+}
+
+/// The attribute names the profile is read from, each list in order.
+#[derive(Debug, Clone)]
+struct ProfileAttributes {
+    email: Vec<String>,
+    display_name: Vec<String>,
+}
+
+/// The configured names followed by the defaults that are not among them.
+fn with_defaults(configured: Vec<String>, defaults: &[&str]) -> Vec<String> {
+    let mut names = configured;
+    for name in defaults {
+        if !names.iter().any(|n| n == name) {
+            names.push((*name).to_owned());
+        }
+    }
+    names
 }
 
 impl std::fmt::Debug for SamlProvider {
@@ -1054,7 +1102,7 @@ fn new_request_id() -> std::result::Result<String, Error> {
 }
 
 /// The profile and the attributes resolvers read.
-fn authenticated(assertion: &Assertion) -> Authenticated {
+fn authenticated(assertion: &Assertion, names: &ProfileAttributes) -> Authenticated {
     let mut attributes: Map<String, Value> = Map::new();
     let mut values: Map<String, Value> = Map::new();
     for statement in assertion.attribute_statements.iter().flatten() {
@@ -1071,10 +1119,10 @@ fn authenticated(assertion: &Assertion) -> Authenticated {
             values.insert(name.clone(), Value::Array(list));
         }
     }
-    let first = |names: &[&str]| {
+    let first = |names: &[String]| {
         names.iter().find_map(|name| {
             values
-                .get(*name)
+                .get(name.as_str())
                 .and_then(|v| v.get(0))
                 .and_then(Value::as_str)
                 .map(str::to_owned)
@@ -1082,8 +1130,8 @@ fn authenticated(assertion: &Assertion) -> Authenticated {
     };
     let name_id = assertion.subject.as_ref().and_then(|s| s.name_id.as_ref());
     let profile = ProfileInfo {
-        email: first(EMAIL_ATTRIBUTES),
-        display_name: first(DISPLAY_NAME_ATTRIBUTES),
+        email: first(&names.email),
+        display_name: first(&names.display_name),
         picture: None,
     };
     if let Some(name_id) = name_id {
@@ -1155,7 +1203,7 @@ impl Strategy for SamlProvider {
             }
         };
         self.claim(&assertion).await?;
-        let mut result = authenticated(&assertion);
+        let mut result = authenticated(&assertion, &self.profile_attributes);
         if self.logout_url.is_some() || idp.logout_url.is_some() {
             result.session.refresh_token = LogoutSession::of(&assertion)
                 .and_then(|s| serde_json::to_string(&s).ok())
@@ -1196,5 +1244,87 @@ impl Strategy for SamlProvider {
             "application/samlmetadata+xml",
             self.sp_metadata(request.callback_url),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn assertion(attributes: &[(&str, &str)]) -> Assertion {
+        let attributes: String = attributes
+            .iter()
+            .map(|(name, value)| {
+                format!(
+                    "<saml2:Attribute Name=\"{name}\"><saml2:AttributeValue>{value}</saml2:AttributeValue></saml2:Attribute>"
+                )
+            })
+            .collect();
+        let xml = format!(
+            "<saml2:Assertion xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_a\" \
+             IssueInstant=\"2026-01-01T00:00:00Z\" Version=\"2.0\">\
+             <saml2:Issuer>https://idp.example.com</saml2:Issuer>\
+             <saml2:Subject><saml2:NameID>jane</saml2:NameID></saml2:Subject>\
+             <saml2:AttributeStatement>{attributes}</saml2:AttributeStatement>\
+             </saml2:Assertion>"
+        );
+        Assertion::from_str(&xml).unwrap()
+    }
+
+    fn names(email: &[&str], display_name: &[&str]) -> ProfileAttributes {
+        ProfileAttributes {
+            email: with_defaults(
+                email.iter().map(|s| (*s).to_owned()).collect(),
+                EMAIL_ATTRIBUTES,
+            ),
+            display_name: with_defaults(
+                display_name.iter().map(|s| (*s).to_owned()).collect(),
+                DISPLAY_NAME_ATTRIBUTES,
+            ),
+        }
+    }
+
+    #[test]
+    fn the_profile_comes_from_the_default_attribute_names() {
+        let found = authenticated(
+            &assertion(&[
+                (
+                    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+                    "jane@example.com",
+                ),
+                ("displayName", "Jane Doe"),
+            ]),
+            &names(&[], &[]),
+        );
+        assert_eq!(found.profile.email.as_deref(), Some("jane@example.com"));
+        assert_eq!(found.profile.display_name.as_deref(), Some("Jane Doe"));
+        assert_eq!(found.attributes["nameID"], "jane");
+    }
+
+    #[test]
+    fn configured_attribute_names_come_first() {
+        let found = authenticated(
+            &assertion(&[
+                ("email", "shared-mailbox@example.com"),
+                ("urn:example:primaryMail", "jane@example.com"),
+                ("urn:example:fullName", "Jane Doe"),
+                ("displayName", "jdoe"),
+            ]),
+            &names(&["urn:example:primaryMail"], &["urn:example:fullName"]),
+        );
+        assert_eq!(found.profile.email.as_deref(), Some("jane@example.com"));
+        assert_eq!(found.profile.display_name.as_deref(), Some("Jane Doe"));
+    }
+
+    #[test]
+    fn configured_names_do_not_repeat_defaults() {
+        let names = with_defaults(vec!["mail".into()], EMAIL_ATTRIBUTES);
+        assert_eq!(names[0], "mail");
+        assert_eq!(names.iter().filter(|n| *n == "mail").count(), 1);
+        assert_eq!(names.len(), EMAIL_ATTRIBUTES.len());
     }
 }

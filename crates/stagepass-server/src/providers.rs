@@ -609,6 +609,8 @@ impl ProviderKind for SamlKind {
             "signingCert",
             "signatureAlgorithm",
             "digestAlgorithm",
+            "emailAttribute",
+            "displayNameAttribute",
             "authnContext",
             "allowIdpInitiated",
             "metadataUrl",
@@ -701,6 +703,12 @@ impl ProviderKind for SamlKind {
                 r,
                 format!("saml `digestAlgorithm` must be `sha256` or `sha512`, not `{name}`"),
             ));
+        }
+        if let Some(names) = r.optional_string_list("emailAttribute")? {
+            builder = builder.email_attributes(names);
+        }
+        if let Some(names) = r.optional_string_list("displayNameAttribute")? {
+            builder = builder.display_name_attributes(names);
         }
         if let Some(classes) = r.optional_string_list("authnContext")? {
             builder = builder.authn_context(classes);

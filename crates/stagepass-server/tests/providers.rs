@@ -350,7 +350,8 @@ async fn saml_signs_in_with_backstage_style_config() {
         .lines()
         .map(|l| format!("\n          {l}"))
         .collect();
-    let sign_in = "      signIn:\n        resolvers:\n          - resolver: nameIdMatchingUserEntityName\n            dangerouslyAllowSignInWithoutUserInCatalog: true\n";
+    // The display name read from another attribute than the default one.
+    let sign_in = "      displayNameAttribute: [urn:example:none, email]\n      signIn:\n        resolvers:\n          - resolver: nameIdMatchingUserEntityName\n            dangerouslyAllowSignInWithoutUserInCatalog: true\n";
     // The IdP given key by key, then read from its metadata URL.
     let explicit = format!(
         "    saml:\n      entryPoint: {}\n      issuer: https://backstage.example.com/saml-sp\n      idpIssuer: {}\n      wantAuthnResponseSigned: false\n      digestAlgorithm: sha256\n      cert: |{cert}\n{sign_in}",
@@ -401,6 +402,10 @@ async fn saml_signs_in_with_backstage_style_config() {
         assert_eq!(
             message["response"]["backstageIdentity"]["identity"]["userEntityRef"],
             "user:default/jane",
+            "{message}"
+        );
+        assert_eq!(
+            message["response"]["profile"]["displayName"], "jane@example.com",
             "{message}"
         );
         // the same response again is refused
