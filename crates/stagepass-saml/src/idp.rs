@@ -1,9 +1,10 @@
 //! The identity provider's side of the settings: its entity id, single sign-on URL and signing
-//! certificates, given one by one or read from its metadata (a document,
-//! or a URL fetched on first use with a timeout and a size cap).
+//! certificates, given one by one or read from its metadata (a document, or a URL fetched on
+//! first use with a timeout and a size cap, and read again every hour so that a certificate
+//! rollover at the identity provider reaches us without a restart).
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -19,6 +20,12 @@ pub(crate) const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:
 
 /// How long fetching the IdP metadata may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long metadata read from a URL is used before it is read again.
+pub(crate) const METADATA_REFRESH: Duration = Duration::from_secs(60 * 60);
+
+/// After a failed re-read, how long the metadata read before stays in use until the next try.
+const METADATA_RETRY: Duration = Duration::from_secs(60);
 
 /// The largest IdP metadata document read, in bytes.
 pub(crate) const MAX_METADATA_BYTES: usize = 1024 * 1024;
@@ -48,8 +55,9 @@ pub(crate) struct Explicit {
 pub(crate) enum IdpSource {
     /// Known at build time.
     Ready(Arc<Idp>),
-    /// `metadataUrl`: fetched on first use, kept once read; a failed fetch is tried again on
-    /// the next login.
+    /// `metadataUrl`: fetched on first use (a failed first fetch is tried again on the next
+    /// login) and again once [`METADATA_REFRESH`] has passed; while a re-read fails, the
+    /// metadata read before stays in use.
     Remote(Box<Remote>),
 }
 
@@ -59,12 +67,89 @@ pub(crate) struct Remote {
     url: Url,
     explicit: Explicit,
     http: reqwest::Client,
-    loaded: OnceLock<Arc<Idp>>,
+    refresh: Duration,
+    loaded: RwLock<Option<Loaded>>,
+    /// Held while fetching, so that one login at a time fetches.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+/// Metadata read from the URL, and until when it is used without reading it again.
+#[derive(Debug, Clone)]
+struct Loaded {
+    idp: Arc<Idp>,
+    fresh_until: Instant,
+}
+
+impl Remote {
+    fn loaded(&self) -> Option<Loaded> {
+        // Only whole values are stored: a panic elsewhere cannot leave it half-written.
+        self.loaded
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn store(&self, idp: Arc<Idp>, fresh_for: Duration) {
+        *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = Some(Loaded {
+            idp,
+            fresh_until: Instant::now() + fresh_for,
+        });
+    }
+
+    /// The identity provider: the metadata read before while it is fresh, else read again.
+    async fn get(&self) -> stagepass_core::Result<Arc<Idp>> {
+        let stale = match self.loaded() {
+            Some(loaded) if Instant::now() < loaded.fresh_until => return Ok(loaded.idp),
+            other => other,
+        };
+        let _fetching = match (&stale, self.fetching.try_lock()) {
+            (_, Ok(guard)) => guard,
+            // Another login is reading it again: use what was read before meanwhile.
+            (Some(stale), Err(_)) => return Ok(Arc::clone(&stale.idp)),
+            (None, Err(_)) => self.fetching.lock().await,
+        };
+        // Read while this login waited for the lock.
+        if let Some(loaded) = self.loaded()
+            && Instant::now() < loaded.fresh_until
+        {
+            return Ok(loaded.idp);
+        }
+        match fetch(&self.http, &self.url)
+            .await
+            .and_then(|xml| parse(&xml, &self.explicit))
+        {
+            Ok(idp) => {
+                let idp = Arc::new(idp);
+                self.store(Arc::clone(&idp), self.refresh);
+                Ok(idp)
+            }
+            Err(error) => {
+                tracing::warn!(
+                    url = %self.url,
+                    error = %error,
+                    "could not load the SAML IdP metadata"
+                );
+                match stale {
+                    Some(stale) => {
+                        self.store(Arc::clone(&stale.idp), METADATA_RETRY);
+                        Ok(stale.idp)
+                    }
+                    None => Err(Error::service_unavailable(
+                        "could not load the SAML identity provider metadata",
+                    )),
+                }
+            }
+        }
+    }
 }
 
 impl IdpSource {
     /// A source for `metadataUrl`: https, or http to a loopback address (development).
-    pub(crate) fn remote(url: Url, explicit: Explicit) -> Result<Self, ConfigError> {
+    pub(crate) fn remote(
+        url: Url,
+        explicit: Explicit,
+        refresh: Duration,
+    ) -> Result<Self, ConfigError> {
         let loopback = matches!(
             url.host(),
             Some(url::Host::Ipv4(ip)) if ip.is_loopback()
@@ -84,39 +169,18 @@ impl IdpSource {
             url,
             explicit,
             http,
-            loaded: OnceLock::new(),
+            refresh,
+            loaded: RwLock::new(None),
+            fetching: tokio::sync::Mutex::new(()),
         })))
     }
 
-    /// The identity provider, fetching its metadata the first time when it comes from a URL.
+    /// The identity provider, fetching its metadata when it comes from a URL and was not read
+    /// yet or not lately.
     pub(crate) async fn get(&self) -> stagepass_core::Result<Arc<Idp>> {
         match self {
             Self::Ready(idp) => Ok(Arc::clone(idp)),
-            Self::Remote(remote) => {
-                let Remote {
-                    url,
-                    explicit,
-                    http,
-                    loaded,
-                } = remote.as_ref();
-                if let Some(idp) = loaded.get() {
-                    return Ok(Arc::clone(idp));
-                }
-                let idp = match fetch(http, url).await.and_then(|xml| parse(&xml, explicit)) {
-                    Ok(idp) => Arc::new(idp),
-                    Err(error) => {
-                        tracing::warn!(
-                            url = %url,
-                            error = %error,
-                            "could not load the SAML IdP metadata"
-                        );
-                        return Err(Error::service_unavailable(
-                            "could not load the SAML identity provider metadata",
-                        ));
-                    }
-                };
-                Ok(Arc::clone(loaded.get_or_init(|| idp)))
-            }
+            Self::Remote(remote) => remote.get().await,
         }
     }
 }
@@ -267,4 +331,147 @@ pub(crate) fn parse(xml: &str, explicit: &Explicit) -> Result<Idp, ConfigError> 
         .find(|s| s.binding == REDIRECT_BINDING)
         .and_then(|s| Url::parse(&s.location).ok());
     Ok(from_settings(entity_id, entry_point, certs, logout_url))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// The base64 DER of a test certificate of the testkit.
+    fn cert(name: &str) -> String {
+        let pem = std::fs::read_to_string(format!(
+            "{}/../stagepass-testkit/idp/saml/keys/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        pem.lines().filter(|l| !l.starts_with("-----")).collect()
+    }
+
+    fn metadata(cert: &str) -> String {
+        format!(
+            "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
+             xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"https://idp.example.com\">\
+             <md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\
+             <md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}\
+             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
+             <md:SingleSignOnService Binding=\"{REDIRECT_BINDING}\" Location=\"https://idp.example.com/sso\"/>\
+             </md:IDPSSODescriptor></md:EntityDescriptor>"
+        )
+    }
+
+    /// A loopback HTTP server answering every request with the current document (or 500 when
+    /// there is none), counting the requests.
+    struct MetadataServer {
+        url: Url,
+        document: Arc<Mutex<Option<String>>>,
+        requests: Arc<AtomicUsize>,
+    }
+
+    impl MetadataServer {
+        async fn start(document: Option<String>) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = Url::parse(&format!(
+                "http://{}/metadata",
+                listener.local_addr().unwrap()
+            ))
+            .unwrap();
+            let document = Arc::new(Mutex::new(document));
+            let requests = Arc::new(AtomicUsize::new(0));
+            let (served, counted) = (Arc::clone(&document), Arc::clone(&requests));
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap() == 1
+                    {
+                        head.push(byte[0]);
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let body = served.lock().unwrap().clone();
+                    let response = match body {
+                        Some(body) => format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        ),
+                        None => {
+                            "HTTP/1.1 500 Oops\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                                .to_owned()
+                        }
+                    };
+                    stream.write_all(response.as_bytes()).await.unwrap();
+                }
+            });
+            Self {
+                url,
+                document,
+                requests,
+            }
+        }
+
+        fn serve(&self, document: Option<String>) {
+            *self.document.lock().unwrap() = document;
+        }
+
+        fn requests(&self) -> usize {
+            self.requests.load(Ordering::SeqCst)
+        }
+    }
+
+    fn signing_cert(idp: &Idp) -> String {
+        idp.metadata.idp_sso_descriptors.as_ref().unwrap()[0].key_descriptors[0]
+            .key_info
+            .x509_data
+            .as_ref()
+            .unwrap()
+            .certificates[0]
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn remote_metadata_is_read_again_after_a_while_and_kept_when_that_fails() {
+        let (first, second) = (cert("idp-cert.pem"), cert("other-cert.pem"));
+        let server = MetadataServer::start(Some(metadata(&first))).await;
+        let refresh = Duration::from_secs(2);
+        let source = IdpSource::remote(server.url.clone(), Explicit::default(), refresh).unwrap();
+
+        let idp = source.get().await.unwrap();
+        assert_eq!(signing_cert(&idp), first);
+        assert_eq!(idp.entry_point.as_str(), "https://idp.example.com/sso");
+        source.get().await.unwrap();
+        assert_eq!(server.requests(), 1, "fresh metadata is not fetched again");
+
+        // The IdP rolls its certificate over: after the refresh interval the new one is used.
+        server.serve(Some(metadata(&second)));
+        tokio::time::sleep(refresh + Duration::from_millis(100)).await;
+        assert_eq!(signing_cert(&source.get().await.unwrap()), second);
+        assert_eq!(server.requests(), 2);
+
+        // The IdP's metadata URL fails: the metadata read before stays in use, and it is not
+        // fetched again at every login.
+        server.serve(None);
+        tokio::time::sleep(refresh + Duration::from_millis(100)).await;
+        assert_eq!(signing_cert(&source.get().await.unwrap()), second);
+        assert_eq!(signing_cert(&source.get().await.unwrap()), second);
+        assert_eq!(server.requests(), 3);
+    }
+
+    #[tokio::test]
+    async fn without_any_metadata_yet_a_failed_fetch_is_a_503_and_is_retried() {
+        let server = MetadataServer::start(None).await;
+        let source =
+            IdpSource::remote(server.url.clone(), Explicit::default(), METADATA_REFRESH).unwrap();
+        let error = source.get().await.unwrap_err();
+        assert_eq!(error.status(), 503);
+        server.serve(Some(metadata(&cert("idp-cert.pem"))));
+        source.get().await.unwrap();
+        assert_eq!(server.requests(), 2);
+    }
 }

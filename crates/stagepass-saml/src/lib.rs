@@ -271,6 +271,7 @@ pub struct SamlProviderBuilder {
     allow_idp_initiated: bool,
     idp_metadata_xml: Option<String>,
     idp_metadata_url: Option<Url>,
+    idp_metadata_refresh: Option<Duration>,
     logout_url: Option<Url>,
     email_attributes: Vec<String>,
     display_name_attributes: Vec<String>,
@@ -467,11 +468,21 @@ impl SamlProviderBuilder {
     }
 
     /// `metadataUrl`: like [`Self::idp_metadata_xml`], fetched from https (http only to a
-    /// loopback address) on first use, with a 10 s timeout and a 1 MiB cap. The certificates
-    /// in it are trusted as served, so the URL must be the IdP's own. While it cannot be
-    /// fetched, logins fail with 503 and the next one tries again.
+    /// loopback address) on first use, with a 10 s timeout and a 1 MiB cap, and again once an
+    /// hour has passed (see [`Self::idp_metadata_refresh`]). The certificates in it are
+    /// trusted as served, so the URL must be the IdP's own. Until it was fetched once, logins
+    /// fail with 503 and the next one tries again; when a later fetch fails, the metadata read
+    /// before stays in use and the fetch is tried again a minute later.
     pub fn idp_metadata_url(mut self, url: Url) -> Self {
         self.idp_metadata_url = Some(url);
+        self
+    }
+
+    /// How long metadata fetched from [`Self::idp_metadata_url`] is used before it is fetched
+    /// again, so that the IdP's new signing certificate is picked up during a rollover: one
+    /// hour by default.
+    pub fn idp_metadata_refresh(mut self, every: Duration) -> Self {
+        self.idp_metadata_refresh = Some(every);
         self
     }
 
@@ -531,7 +542,11 @@ impl SamlProviderBuilder {
         };
         let idp = match (self.idp_metadata_xml, self.idp_metadata_url) {
             (Some(xml), _) => idp::IdpSource::Ready(Arc::new(idp::parse(&xml, &explicit)?)),
-            (None, Some(url)) => idp::IdpSource::remote(url, explicit)?,
+            (None, Some(url)) => idp::IdpSource::remote(
+                url,
+                explicit,
+                self.idp_metadata_refresh.unwrap_or(idp::METADATA_REFRESH),
+            )?,
             (None, None) => {
                 let entry_point = explicit
                     .entry_point
