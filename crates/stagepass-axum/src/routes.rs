@@ -781,7 +781,7 @@ async fn refresh_proxy(
 }
 
 async fn refresh_oauth(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     id: &str,
     env_name: &str,
     env: &OAuthEnvironment,
@@ -815,13 +815,32 @@ async fn refresh_oauth(
     // Concurrent refreshes of this session, here or on other replicas, share one upstream
     // refresh: with rotating refresh tokens, a second one would spend a spent token.
     let key = refresh_key(id, env_name, &refresh_token, &scope);
-    let authenticated = inner
-        .refreshes
-        .refresh(&inner.cipher, inner.clock.as_ref(), &key, || {
-            env.strategy
-                .refresh(RefreshRequest::new(&refresh_token, &scope, already_granted))
+    // The refresh runs in a task of its own: if this client hangs up while the identity
+    // provider answers, the rotated token still reaches the store and the requests that wait
+    // for it, instead of being lost with a spent token left in the cookie.
+    let task = {
+        let inner = Arc::clone(inner);
+        let strategy = Arc::clone(&env.strategy);
+        let (refresh_token, scope) = (refresh_token.clone(), scope.clone());
+        tokio::spawn(async move {
+            inner
+                .refreshes
+                .refresh(
+                    &inner.cipher,
+                    inner.clock.as_ref(),
+                    &key,
+                    move || async move {
+                        strategy
+                            .refresh(RefreshRequest::new(&refresh_token, &scope, already_granted))
+                            .await
+                    },
+                )
+                .await
         })
+    };
+    let authenticated = task
         .await
+        .map_err(|_| failed(Error::internal("the refresh task stopped")))?
         .map_err(failed)?;
     let identity = sign_in(inner, env.resolver.as_deref(), &authenticated)
         .await

@@ -253,3 +253,30 @@ async fn a_failed_refresh_is_shared_with_the_waiting_requests() {
     }
     assert_eq!(idp.calls().refresh_scopes.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_refresh_does_not_lose_the_rotated_token() {
+    let idp = Arc::new(TestStrategy::new(ScopePolicy::default()));
+    let client = replica(&idp, None);
+    login(&client, &idp, "jane").await;
+
+    // The tab closes while the identity provider answers (it takes 200 ms): the request is
+    // dropped half-way, and no response reaches the browser.
+    let hung_up = tokio::time::timeout(
+        StdDuration::from_millis(50),
+        client
+            .get("/api/auth/test/refresh?env=development")
+            .xhr()
+            .send(),
+    )
+    .await;
+    assert!(hung_up.is_err(), "the request was meant to be cut off");
+    tokio::time::sleep(StdDuration::from_millis(400)).await;
+    assert_eq!(idp.calls().refresh_scopes.len(), 1);
+
+    // Another tab, still holding the cookie with the token that refresh spent, gets the
+    // rotated session instead of being signed out, without a second refresh upstream.
+    let responses = refresh_together(std::slice::from_ref(&client)).await;
+    assert_all_refreshed(&responses, &idp);
+    assert_eq!(idp.calls().refresh_scopes.len(), 1);
+}
