@@ -54,7 +54,7 @@ pub(crate) fn run(install: bool) -> Result<()> {
     let features = umbrella_features(&manifest);
     steps.header(&format!(
         "features: cargo check -p stagepass --no-default-features [--features <f>] for {} \
-         feature(s) and none",
+         feature(s) and none; cargo clippy -p stagepass-server (without saml)",
         features.len()
     ));
     for feature in std::iter::once(None).chain(features.iter().map(Some)) {
@@ -69,6 +69,13 @@ pub(crate) fn run(install: bool) -> Result<()> {
              feature it relies on to its feature list",
         )?;
     }
+    // The server binary as most people build it: without the opt-in SAML feature.
+    let mut server = workspace.cargo();
+    server.args(["clippy", "-p", "stagepass-server", "--", "-D", "warnings"]);
+    util::run_checked(
+        &mut server,
+        "the server must build cleanly without its optional features: gate what only they use",
+    )?;
     steps.done();
 
     let nextest = has_nextest(&workspace);

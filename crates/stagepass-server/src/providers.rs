@@ -49,6 +49,10 @@ pub(crate) struct EnvContext<'a> {
     /// `additionalScopes`, split.
     pub(crate) additional_scopes: Vec<String>,
     /// The store every replica sees, for one-time values such as SAML assertion ids.
+    #[cfg_attr(
+        not(feature = "saml"),
+        expect(dead_code, reason = "only the SAML provider keeps one-time values")
+    )]
     pub(crate) ephemeral: Arc<dyn EphemeralStore>,
 }
 
