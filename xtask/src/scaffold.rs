@@ -264,7 +264,6 @@ authors.workspace = true
 [dependencies]
 stagepass-core.workspace = true
 stagepass-generic-oauth.workspace = true
-async-trait.workspace = true
 @extra_deps@
 
 [dev-dependencies]
@@ -309,15 +308,11 @@ const OIDC_LIB: &str = r#"//! @Name@ sign-in for [stagepass]: an OpenID Connect 
 //!
 //! [stagepass]: https://github.com/stagepass/stagepass
 
-use async_trait::async_trait;
+use stagepass_core::ClientSecret;
 use stagepass_core::resolvers::{EmailMatchingUserEntityAnnotation, MissingUser};
-use stagepass_core::{
-    AuthenticateRequest, Authenticated, ClientSecret, LogoutRequest, LogoutResponse,
-    RefreshRequest, Result, ScopePolicy, StartRequest, StartResponse, Strategy,
-};
 use stagepass_generic_oauth::{BuildError, OidcProvider, OidcProviderBuilder};
 
-/// @Name@ sign-in: a [`Strategy`].
+/// @Name@ sign-in: a [`Strategy`](stagepass_core::Strategy).
 #[derive(Debug, Clone)]
 pub struct @Name@Provider(OidcProvider);
 
@@ -360,28 +355,7 @@ impl @Name@ProviderBuilder {
     }
 }
 
-#[async_trait]
-impl Strategy for @Name@Provider {
-    async fn start(&self, request: StartRequest<'_>) -> Result<StartResponse> {
-        self.0.start(request).await
-    }
-
-    async fn authenticate(&self, request: AuthenticateRequest<'_>) -> Result<Authenticated> {
-        self.0.authenticate(request).await
-    }
-
-    async fn refresh(&self, request: RefreshRequest<'_>) -> Result<Authenticated> {
-        self.0.refresh(request).await
-    }
-
-    async fn logout(&self, request: LogoutRequest<'_>) -> Result<LogoutResponse> {
-        self.0.logout(request).await
-    }
-
-    fn scope_policy(&self) -> ScopePolicy {
-        self.0.scope_policy()
-    }
-}
+stagepass_generic_oauth::delegate_strategy!(@Name@Provider, 0);
 
 /// `emailMatchingUserEntityAnnotation`: the user annotated `@name@/email: <email>`.
 pub fn email_matching_user_entity_annotation(
@@ -485,12 +459,8 @@ const OAUTH2_LIB: &str = r#"//! @Name@ sign-in for [stagepass]: an OAuth 2.0 pro
 //!
 //! [stagepass]: https://github.com/stagepass/stagepass
 
-use async_trait::async_trait;
 pub use stagepass_generic_oauth::username_matching_user_entity_name;
-use stagepass_core::{
-    AuthenticateRequest, Authenticated, ClientSecret, LogoutRequest, LogoutResponse,
-    RefreshRequest, Result, ScopePolicy, StartRequest, StartResponse, Strategy,
-};
+use stagepass_core::{ClientSecret, Result};
 use stagepass_generic_oauth::{OAuth2BuildError, OAuth2Provider, ProfileFields};
 
 /// @Name@'s authorization endpoint.
@@ -512,7 +482,7 @@ pub fn profile_fields() -> ProfileFields {
         .username(["preferred_username", "username", "login"])
 }
 
-/// @Name@ sign-in: a [`Strategy`].
+/// @Name@ sign-in: a [`Strategy`](stagepass_core::Strategy).
 #[derive(Debug, Clone)]
 pub struct @Name@Provider {
     inner: OAuth2Provider,
@@ -589,28 +559,7 @@ impl @Name@ProviderBuilder {
     }
 }
 
-#[async_trait]
-impl Strategy for @Name@Provider {
-    async fn start(&self, request: StartRequest<'_>) -> Result<StartResponse> {
-        self.inner.start(request).await
-    }
-
-    async fn authenticate(&self, request: AuthenticateRequest<'_>) -> Result<Authenticated> {
-        self.inner.authenticate(request).await
-    }
-
-    async fn refresh(&self, request: RefreshRequest<'_>) -> Result<Authenticated> {
-        self.inner.refresh(request).await
-    }
-
-    async fn logout(&self, request: LogoutRequest<'_>) -> Result<LogoutResponse> {
-        self.inner.logout(request).await
-    }
-
-    fn scope_policy(&self) -> ScopePolicy {
-        self.inner.scope_policy()
-    }
-}
+stagepass_generic_oauth::delegate_strategy!(@Name@Provider, inner);
 "#;
 
 const OAUTH2_TEST: &str = r#"//! @Name@ sign-in end to end, with @Name@'s endpoints pointed at a real OpenID provider used as

@@ -113,6 +113,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod delegate;
 mod http;
 mod oauth;
 mod oauth2_provider;
@@ -133,6 +134,16 @@ pub use crate::oidc::{
     BuildError, DEFAULT_CLOCK_SKEW, DEFAULT_REQUIRED_SCOPES, OidcProvider, OidcProviderBuilder,
 };
 pub use crate::profile::{Claims, ProfileMapper, StandardClaimsMapper, standard_profile};
+
+/// What [`delegate_strategy!`] expands to refers to; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use stagepass_core::{
+        AuthenticateRequest, Authenticated, LogoutRequest, LogoutResponse, MetadataRequest,
+        ProviderMetadata, RefreshRequest, Result, ScopePolicy, StartRequest, StartResponse,
+        Strategy, async_trait,
+    };
+}
 
 /// ID-token validation outside a login, for `benches/id_token.rs` only (the private `_bench`
 /// feature). Not a stable API.

@@ -34,13 +34,9 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use stagepass_core::resolvers::{MissingUser, UsernameMatchingUserEntityName};
-use stagepass_core::{
-    AuthenticateRequest, Authenticated, ClientSecret, LogoutRequest, LogoutResponse, ProfileInfo,
-    RefreshRequest, Result, ScopePolicy, StartRequest, StartResponse, Strategy,
-};
+use stagepass_core::{ClientSecret, ProfileInfo, Result};
 use stagepass_generic_oauth::{
     BuildError, Claims, OidcProvider, OidcProviderBuilder, standard_profile,
 };
@@ -51,7 +47,7 @@ pub const GITLAB_COM: &str = "https://gitlab.com";
 /// The scopes GitLab sign-in always asks for.
 pub const REQUIRED_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 
-/// GitLab sign-in: a [`Strategy`].
+/// GitLab sign-in: a [`Strategy`](stagepass_core::Strategy).
 #[derive(Debug, Clone)]
 pub struct GitlabProvider {
     inner: OidcProvider,
@@ -153,28 +149,7 @@ fn gitlab_profile(claims: &Claims) -> Result<(ProfileInfo, Claims)> {
     Ok((standard_profile(claims), attributes))
 }
 
-#[async_trait]
-impl Strategy for GitlabProvider {
-    async fn start(&self, request: StartRequest<'_>) -> Result<StartResponse> {
-        self.inner.start(request).await
-    }
-
-    async fn authenticate(&self, request: AuthenticateRequest<'_>) -> Result<Authenticated> {
-        self.inner.authenticate(request).await
-    }
-
-    async fn refresh(&self, request: RefreshRequest<'_>) -> Result<Authenticated> {
-        self.inner.refresh(request).await
-    }
-
-    async fn logout(&self, request: LogoutRequest<'_>) -> Result<LogoutResponse> {
-        self.inner.logout(request).await
-    }
-
-    fn scope_policy(&self) -> ScopePolicy {
-        self.inner.scope_policy()
-    }
-}
+stagepass_generic_oauth::delegate_strategy!(GitlabProvider, inner);
 
 /// `usernameMatchingUserEntityName`: the catalog user named like the GitLab user.
 pub fn username_matching_user_entity_name(

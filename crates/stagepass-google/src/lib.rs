@@ -36,12 +36,8 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use stagepass_core::resolvers::{EmailMatchingUserEntityAnnotation, MissingUser};
-use stagepass_core::{
-    AuthenticateRequest, Authenticated, ClientSecret, LogoutRequest, LogoutResponse, ProfileInfo,
-    RefreshRequest, Result, ScopePolicy, StartRequest, StartResponse, Strategy,
-};
+use stagepass_core::{ClientSecret, ProfileInfo, Result};
 use stagepass_generic_oauth::{
     BuildError, Claims, OidcProvider, OidcProviderBuilder, standard_profile,
 };
@@ -52,7 +48,7 @@ pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 /// The annotation [`email_matching_user_entity_annotation`] matches.
 pub const EMAIL_ANNOTATION: &str = "google.com/email";
 
-/// Google sign-in: a [`Strategy`].
+/// Google sign-in: a [`Strategy`](stagepass_core::Strategy).
 #[derive(Debug, Clone)]
 pub struct GoogleProvider {
     inner: OidcProvider,
@@ -141,28 +137,7 @@ fn google_profile(claims: &Claims) -> Result<(ProfileInfo, Claims)> {
     Ok((standard_profile(claims), claims.clone()))
 }
 
-#[async_trait]
-impl Strategy for GoogleProvider {
-    async fn start(&self, request: StartRequest<'_>) -> Result<StartResponse> {
-        self.inner.start(request).await
-    }
-
-    async fn authenticate(&self, request: AuthenticateRequest<'_>) -> Result<Authenticated> {
-        self.inner.authenticate(request).await
-    }
-
-    async fn refresh(&self, request: RefreshRequest<'_>) -> Result<Authenticated> {
-        self.inner.refresh(request).await
-    }
-
-    async fn logout(&self, request: LogoutRequest<'_>) -> Result<LogoutResponse> {
-        self.inner.logout(request).await
-    }
-
-    fn scope_policy(&self) -> ScopePolicy {
-        self.inner.scope_policy()
-    }
-}
+stagepass_generic_oauth::delegate_strategy!(GoogleProvider, inner);
 
 /// `emailMatchingUserEntityAnnotation`: the user annotated `google.com/email: <email>`.
 pub fn email_matching_user_entity_annotation(

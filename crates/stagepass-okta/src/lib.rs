@@ -39,12 +39,8 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use stagepass_core::resolvers::{EmailMatchingUserEntityAnnotation, MissingUser};
-use stagepass_core::{
-    AuthenticateRequest, Authenticated, ClientSecret, LogoutRequest, LogoutResponse,
-    RefreshRequest, Result, ScopePolicy, StartRequest, StartResponse, Strategy,
-};
+use stagepass_core::{ClientSecret, Result};
 use stagepass_generic_oauth::{BuildError, OidcProvider, OidcProviderBuilder};
 
 /// The scopes Okta sign-in always asks for.
@@ -53,7 +49,7 @@ pub const REQUIRED_SCOPES: [&str; 4] = ["openid", "email", "profile", "offline_a
 /// The annotation [`email_matching_user_entity_annotation`] matches.
 pub const EMAIL_ANNOTATION: &str = "okta.com/email";
 
-/// Okta sign-in: a [`Strategy`].
+/// Okta sign-in: a [`Strategy`](stagepass_core::Strategy).
 #[derive(Debug, Clone)]
 pub struct OktaProvider {
     inner: OidcProvider,
@@ -178,28 +174,7 @@ impl OktaProviderBuilder {
     }
 }
 
-#[async_trait]
-impl Strategy for OktaProvider {
-    async fn start(&self, request: StartRequest<'_>) -> Result<StartResponse> {
-        self.inner.start(request).await
-    }
-
-    async fn authenticate(&self, request: AuthenticateRequest<'_>) -> Result<Authenticated> {
-        self.inner.authenticate(request).await
-    }
-
-    async fn refresh(&self, request: RefreshRequest<'_>) -> Result<Authenticated> {
-        self.inner.refresh(request).await
-    }
-
-    async fn logout(&self, request: LogoutRequest<'_>) -> Result<LogoutResponse> {
-        self.inner.logout(request).await
-    }
-
-    fn scope_policy(&self) -> ScopePolicy {
-        self.inner.scope_policy()
-    }
-}
+stagepass_generic_oauth::delegate_strategy!(OktaProvider, inner);
 
 /// `emailMatchingUserEntityAnnotation`: the user annotated `okta.com/email: <email>`.
 pub fn email_matching_user_entity_annotation(
