@@ -98,6 +98,12 @@ async fn open_stores(config: &ServerConfig) -> anyhow::Result<Stores> {
                     }
                 }
             }
+            if let Some(max) = pg.pool_max {
+                options = options.max_connections(max);
+            }
+            if let Some(timeout) = pg.acquire_timeout {
+                options = options.acquire_timeout(timeout);
+            }
             let options = options
                 .database(&pg.database)
                 .create_database_if_missing(true);

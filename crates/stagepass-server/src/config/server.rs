@@ -156,7 +156,7 @@ pub(crate) enum DatabaseConfig {
     /// SQLite (`client: better-sqlite3` or `sqlite3`).
     Sqlite(SqliteLocation),
     /// PostgreSQL (`client: pg`).
-    Postgres(PostgresConfig),
+    Postgres(Box<PostgresConfig>),
 }
 
 /// How to reach a PostgreSQL database, from `backend.database.connection`: a connection string
@@ -180,6 +180,11 @@ pub(crate) struct PostgresConfig {
     pub(crate) database: String,
     /// `connection.ssl`; when absent, the connection string's `sslmode` or `PGSSLMODE` decide.
     pub(crate) ssl: Option<PostgresSsl>,
+    /// `knexConfig.pool.max`: the most connections this process opens.
+    pub(crate) pool_max: Option<u32>,
+    /// `knexConfig.acquireConnectionTimeout`: how long a request waits for a connection before
+    /// it is answered 503.
+    pub(crate) acquire_timeout: Option<std::time::Duration>,
 }
 
 /// `backend.database.connection.ssl`, as node-postgres reads it.
@@ -481,7 +486,9 @@ fn read_database(backend: &ConfigReader<'_>) -> Result<DatabaseConfig, ConfigErr
     let client = database.string("client")?;
     match client.as_str() {
         "better-sqlite3" | "sqlite3" => {}
-        "pg" => return read_postgres(&database).map(DatabaseConfig::Postgres),
+        "pg" => {
+            return read_postgres(&database).map(|pg| DatabaseConfig::Postgres(Box::new(pg)));
+        }
         "mysql" | "mysql2" => {
             return Err(database.error("client", "MySQL is not supported by stagepass"));
         }
@@ -530,7 +537,21 @@ fn read_postgres(database: &ConfigReader<'_>) -> Result<PostgresConfig, ConfigEr
         password: None,
         database: DEFAULT_POSTGRES_DATABASE.to_owned(),
         ssl: None,
+        pool_max: None,
+        acquire_timeout: None,
     };
+    // Backstage passes `knexConfig` to knex; the pool settings mean the same here.
+    if let Some(knex) = database.optional_reader("knexConfig")? {
+        config.acquire_timeout = knex
+            .optional_integer("acquireConnectionTimeout", 1, 600_000)?
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(std::time::Duration::from_millis);
+        if let Some(pool) = knex.optional_reader("pool")? {
+            config.pool_max = pool
+                .optional_integer("max", 1, 1000)?
+                .and_then(|n| u32::try_from(n).ok());
+        }
+    }
     match database.get("connection")? {
         None => {}
         Some(value) if value.as_str().is_some() => {
@@ -542,7 +563,9 @@ fn read_postgres(database: &ConfigReader<'_>) -> Result<PostgresConfig, ConfigEr
             let Some(parsed) = parsed else {
                 return Err(database.error(
                     "connection",
-                    "expected a PostgreSQL connection string, postgres://user:password@host:port/database,                      or an object {host, port, user, password, database}",
+                    "expected a PostgreSQL connection string, \
+                     postgres://user:password@host:port/database, or an object \
+                     {host, port, user, password, database}",
                 ));
             };
             let name = parsed.path().trim_start_matches('/');

@@ -296,7 +296,7 @@ fn cors_forms() {
 #[test]
 fn postgres_database_forms() {
     let postgres = |extra: &str| match with(extra).unwrap().backend.database {
-        DatabaseConfig::Postgres(pg) => pg,
+        DatabaseConfig::Postgres(pg) => *pg,
         other => panic!("not PostgreSQL: {other:?}"),
     };
     let url = "postgres://auth:s3cret@db.internal:5433/auth_db";
@@ -325,6 +325,8 @@ fn postgres_database_forms() {
             password: Some(SecretString::new("s3cret")),
             database: "auth_db".into(),
             ssl: None,
+            pool_max: None,
+            acquire_timeout: None,
         }
     );
     assert!(!format!("{pg:?}").contains("s3cret"));
@@ -335,6 +337,16 @@ fn postgres_database_forms() {
     assert_eq!(
         (pg.port, pg.database.as_str()),
         (Some(5432), "backstage_plugin_auth")
+    );
+    // knex's pool settings, as Backstage passes them
+    let pg = postgres(
+        "backend:\n  database:\n    client: pg\n    connection: postgres://db\n    knexConfig:\n      \
+         acquireConnectionTimeout: 2500\n      pool:\n        min: 0\n        max: 25\n",
+    );
+    assert_eq!(pg.pool_max, Some(25));
+    assert_eq!(
+        pg.acquire_timeout,
+        Some(std::time::Duration::from_millis(2500))
     );
 }
 
