@@ -11,7 +11,7 @@ use stagepass::identity::{
     Algorithm, MemoryKeyStore, PostgresDatabase, PostgresOptions, PostgresTlsMode, SqliteDatabase,
     StaticKey, StaticKeyStore, TokenFactory, UserInfoStore,
 };
-use stagepass::{EntityRef, EphemeralStore, KeyStore, SessionSecret};
+use stagepass::{EntityRef, EphemeralStore, KeyStore, MemoryEphemeralStore, SessionSecret};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::{
@@ -32,9 +32,14 @@ struct Stores {
     /// The key store, when `auth.keyStore.provider` is `database`.
     key_store: Option<Arc<dyn KeyStore>>,
     user_info: Arc<dyn UserInfoStore>,
-    /// On the same database as the keys, so that replicas sharing keys also share refresh
-    /// hand-offs.
+    /// One-time values (SAML assertion ids), on the same database as the keys: shared by the
+    /// replicas that share keys, and kept across restarts.
     ephemeral: Arc<dyn EphemeralStore>,
+    /// Where refreshes of one session are coordinated: the shared database with PostgreSQL,
+    /// whose replicas must coordinate; process memory with SQLite, a database of one process,
+    /// where a lease and a hand-off record in the file would only add three statements to
+    /// every refresh.
+    coordination: Arc<dyn EphemeralStore>,
 }
 
 /// Opens `backend.database` and its stores.
@@ -53,6 +58,7 @@ async fn open_stores(config: &ServerConfig) -> anyhow::Result<Stores> {
                 key_store: database_keys.then(|| Arc::new(db.key_store()) as Arc<dyn KeyStore>),
                 user_info: Arc::new(db.user_info_store()),
                 ephemeral: Arc::new(db.ephemeral_store()),
+                coordination: Arc::new(MemoryEphemeralStore::new()),
             }
         }
         DatabaseConfig::Postgres(pg) => {
@@ -115,6 +121,7 @@ async fn open_stores(config: &ServerConfig) -> anyhow::Result<Stores> {
                 key_store: database_keys.then(|| Arc::new(db.key_store()) as Arc<dyn KeyStore>),
                 user_info: Arc::new(db.user_info_store()),
                 ephemeral: Arc::new(db.ephemeral_store()),
+                coordination: Arc::new(db.ephemeral_store()),
             }
         }
     })
@@ -126,6 +133,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         key_store,
         user_info,
         ephemeral,
+        coordination,
     } = open_stores(config).await?;
     let algorithm: Algorithm =
         config
@@ -203,7 +211,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         .backend_base_url(config.backend.base_url.clone())
         .token_issuer(issuer.clone())
         .user_info_store(user_info)
-        .ephemeral_store(ephemeral.clone())
+        .ephemeral_store(coordination)
         .session_secret(session_secret)
         .extra_allowed_origins(extra_origins);
     if let Some(directory) = directory {
