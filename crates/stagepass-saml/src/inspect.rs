@@ -24,6 +24,15 @@ pub(crate) const SIGNATURE_ALGORITHMS: &[&str] = &[
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
 ];
 
+/// The SHA-1 signature algorithms, accepted only when the provider is configured to.
+const SHA1_SIGNATURE_ALGORITHMS: &[&str] = &[
+    "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1",
+];
+
+/// The SHA-1 digest, accepted only when the provider is configured to.
+const SHA1_DIGEST: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
+
 /// The digest algorithms accepted.
 const DIGEST_ALGORITHMS: &[&str] = &[
     "http://www.w3.org/2001/04/xmlenc#sha256",
@@ -101,7 +110,11 @@ fn is(open: Option<&Open>, ns: &[u8], local: &[u8]) -> bool {
 /// - a signature anywhere but directly in the Response or the assertion, one with more than one
 ///   reference, or one whose reference is not its parent's `ID`;
 /// - signature, digest, canonicalization and transform algorithms outside the allow-lists.
-pub(crate) fn inspect(xml: &str, encrypted_allowed: bool) -> Result<Outline, ResponseError> {
+pub(crate) fn inspect(
+    xml: &str,
+    encrypted_allowed: bool,
+    allow_sha1: bool,
+) -> Result<Outline, ResponseError> {
     let mut reader = NsReader::from_str(xml);
     let mut outline = Outline::default();
     let mut stack: Vec<Open> = Vec::new();
@@ -204,7 +217,10 @@ pub(crate) fn inspect(xml: &str, encrypted_allowed: bool) -> Result<Outline, Res
                     }
                     (Some(DSIG_NS), b"SignatureMethod") => {
                         let algorithm = attribute(e, b"Algorithm")?.unwrap_or_default();
-                        if !SIGNATURE_ALGORITHMS.contains(&algorithm.as_str()) {
+                        let sha1 = SHA1_SIGNATURE_ALGORITHMS.contains(&algorithm.as_str());
+                        if !(SIGNATURE_ALGORITHMS.contains(&algorithm.as_str())
+                            || allow_sha1 && sha1)
+                        {
                             return Err(ResponseError::Algorithm(algorithm));
                         }
                     }
@@ -216,7 +232,9 @@ pub(crate) fn inspect(xml: &str, encrypted_allowed: bool) -> Result<Outline, Res
                     }
                     (Some(DSIG_NS), b"DigestMethod") if is(parent, DSIG_NS, b"Reference") => {
                         let algorithm = attribute(e, b"Algorithm")?.unwrap_or_default();
-                        if !DIGEST_ALGORITHMS.contains(&algorithm.as_str()) {
+                        let sha1 = algorithm == SHA1_DIGEST;
+                        if !(DIGEST_ALGORITHMS.contains(&algorithm.as_str()) || allow_sha1 && sha1)
+                        {
                             return Err(ResponseError::Algorithm(algorithm));
                         }
                     }
@@ -288,7 +306,7 @@ mod tests {
     use super::*;
 
     fn inspect_plain(xml: &str) -> Result<Outline, ResponseError> {
-        inspect(xml, false)
+        inspect(xml, false, false)
     }
 
     const OK: &str = r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r" Destination="https://sp/acs" InResponseTo="_req"><saml:Issuer>idp</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="_a"/></samlp:Response>"#;
@@ -345,6 +363,16 @@ mod tests {
         );
         assert!(matches!(
             inspect_plain(&sha1),
+            Err(ResponseError::Algorithm(_))
+        ));
+        // accepted only where the provider says so, and only SHA-1, not anything
+        assert!(inspect(&sha1, false, true).is_ok());
+        let md5 = sha1.replace(
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-md5",
+        );
+        assert!(matches!(
+            inspect(&md5, false, true),
             Err(ResponseError::Algorithm(_))
         ));
         assert!(matches!(

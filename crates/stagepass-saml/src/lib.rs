@@ -275,6 +275,7 @@ pub struct SamlProviderBuilder {
     logout_url: Option<Url>,
     email_attributes: Vec<String>,
     display_name_attributes: Vec<String>,
+    dangerously_allow_sha1: bool,
 }
 
 /// How the AuthnRequest is signed (`signatureAlgorithm`): RSA with SHA-256 (the default) or
@@ -496,6 +497,15 @@ impl SamlProviderBuilder {
         self
     }
 
+    /// `dangerouslyAllowSha1`: accept responses signed with RSA-SHA1 and SHA-1 digests, for an
+    /// identity provider that cannot sign with SHA-256 yet. Off by default: SHA-1 collisions are
+    /// practical, so a signature over SHA-1 proves less than it seems to. Every other check
+    /// stays as it is.
+    pub fn dangerously_allow_sha1(mut self, allow: bool) -> Self {
+        self.dangerously_allow_sha1 = allow;
+        self
+    }
+
     /// Attribute names to read the e-mail address from, tried in order before the defaults
     /// (`email`, `mail`, `emailAddress`, the Entra ID / ADFS claim URI and the LDAP OID).
     pub fn email_attributes<I, S>(mut self, names: I) -> Self
@@ -617,6 +627,7 @@ impl SamlProviderBuilder {
             replay_store: self
                 .replay_store
                 .unwrap_or_else(|| Arc::new(MemoryEphemeralStore::new())),
+            allow_sha1: self.dangerously_allow_sha1,
             profile_attributes: ProfileAttributes {
                 email: with_defaults(self.email_attributes, EMAIL_ATTRIBUTES),
                 display_name: with_defaults(self.display_name_attributes, DISPLAY_NAME_ATTRIBUTES),
@@ -672,6 +683,8 @@ pub struct SamlProvider {
     replay_store: Arc<dyn EphemeralStore>,
     /// Where the profile is read from.
     profile_attributes: ProfileAttributes,
+    /// `dangerouslyAllowSha1`.
+    allow_sha1: bool,
 }
 
 /// The attribute names the profile is read from, each list in order.
@@ -735,9 +748,16 @@ impl SamlProvider {
             .allow_idp_initiated(unsolicited)
             .max_issue_delay(MAX_ISSUE_DELAY)
             .max_clock_skew(self.clock_skew)
-            .allowed_signature_algorithms(Some(ALLOWED_SIGNATURE_ALGORITHMS.to_vec()))
+            .allowed_signature_algorithms(self.samael_algorithms())
             .build()
             .map_err(|_| Error::internal("invalid SAML service provider settings"))
+    }
+
+    /// The algorithms samael may verify: the allow-list, or any when SHA-1 is allowed (samael
+    /// has no SHA-1 entry to add); the document was checked against this provider's
+    /// allow-list before samael sees it in both cases.
+    fn samael_algorithms(&self) -> Option<Vec<AllowedSignatureAlgorithm>> {
+        (!self.allow_sha1).then(|| ALLOWED_SIGNATURE_ALGORITHMS.to_vec())
     }
 
     /// Every check of a response; returns the verified assertion.
@@ -759,7 +779,7 @@ impl SamlProvider {
             .decode(compact)
             .map_err(|_| ResponseError::Encoding)?;
         let xml = String::from_utf8(bytes).map_err(|_| ResponseError::Encoding)?;
-        let outline = inspect::inspect(&xml, self.decryption_key.is_some())?;
+        let outline = inspect::inspect(&xml, self.decryption_key.is_some(), self.allow_sha1)?;
         if outline
             .destination
             .as_deref()
@@ -885,7 +905,7 @@ impl SamlProvider {
                 xml,
                 &certs,
                 ReduceMode::default(),
-                Some(ALLOWED_SIGNATURE_ALGORITHMS),
+                self.samael_algorithms().as_deref(),
             )
             .map_err(|_| ResponseError::Rejected("the Response signature is not valid".into()))?;
         }
@@ -903,7 +923,7 @@ impl SamlProvider {
             at = e;
         }
         document.push_str(xml.get(at..).ok_or(ResponseError::Malformed)?);
-        let inner = inspect::inspect(&document, false)?;
+        let inner = inspect::inspect(&document, false, self.allow_sha1)?;
         if inner.response_signed {
             return Err(ResponseError::Structure);
         }

@@ -338,6 +338,26 @@ async fn attacks_are_refused_without_an_identity() {
     }
 }
 
+/// An IdP that still signs with RSA-SHA1 is refused by default (above) and accepted only with
+/// `dangerously_allow_sha1`, every other check unchanged.
+#[tokio::test]
+async fn sha1_signatures_are_accepted_only_when_allowed() {
+    let Some(idp) = SamlTestIdp::start_or_skip().await else {
+        return;
+    };
+    let client = backend_for(
+        builder_for(&idp, "")
+            .dangerously_allow_sha1(true)
+            .build()
+            .unwrap(),
+    );
+    let (message, _) = login(&idp, &client, "sha1").await;
+    assert_signed_in(&message);
+    // still one-time, still the configured key only
+    let (message, _) = login(&idp, &client, "sha1,other-key").await;
+    assert_refused(&message, "must be signed");
+}
+
 fn decoded(form: &SamlPost) -> String {
     String::from_utf8(STANDARD.decode(&form.saml_response).unwrap()).unwrap()
 }

@@ -615,6 +615,7 @@ impl ProviderKind for SamlKind {
             "digestAlgorithm",
             "emailAttribute",
             "displayNameAttribute",
+            "dangerouslyAllowSha1",
             "authnContext",
             "allowIdpInitiated",
             "metadataUrl",
@@ -707,6 +708,9 @@ impl ProviderKind for SamlKind {
                 r,
                 format!("saml `digestAlgorithm` must be `sha256` or `sha512`, not `{name}`"),
             ));
+        }
+        if let Some(allow) = r.optional_bool("dangerouslyAllowSha1")? {
+            builder = builder.dangerously_allow_sha1(allow);
         }
         if let Some(names) = r.optional_string_list("emailAttribute")? {
             builder = builder.email_attributes(names);
