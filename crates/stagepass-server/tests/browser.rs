@@ -603,6 +603,16 @@ fn oidc_provider(id: &str, idp: &OidcTestProvider, prompt: Option<&str>) -> Stri
     )
 }
 
+/// The real OpenID provider, a server with it as provider `oidc` (`prompt` as in
+/// [`oidc_provider`]), and a browser: what most tests start from. `None`, after saying so, where
+/// Node.js or Chromium is missing outside CI.
+async fn oidc_page(prompt: Option<&str>) -> Option<(OidcTestProvider, Server, Browser)> {
+    let idp = OidcTestProvider::start_or_skip().await?;
+    let server = start_server(&oidc_provider("oidc", &idp, prompt)).await;
+    let browser = Browser::start_or_skip().await?;
+    Some((idp, server, browser))
+}
+
 #[tokio::test]
 async fn guest_signs_in_from_the_page() {
     let started = Instant::now();
@@ -651,11 +661,7 @@ async fn guest_signs_in_from_the_page() {
 #[tokio::test]
 async fn oidc_signs_in_through_the_popup_refreshes_and_signs_out() {
     let started = Instant::now();
-    let Some(idp) = OidcTestProvider::start_or_skip().await else {
-        return;
-    };
-    let server = start_server(&oidc_provider("oidc", &idp, Some("login"))).await;
-    let Some(browser) = Browser::start_or_skip().await else {
+    let Some((_idp, server, browser)) = oidc_page(Some("login")).await else {
         return;
     };
     let page = format!("{}/", server.origin);
@@ -897,11 +903,7 @@ async fn the_redirect_flow_returns_signed_in_and_a_reload_restores_the_session()
 #[tokio::test]
 async fn two_tabs_refreshing_at_once_both_stay_signed_in() {
     let started = Instant::now();
-    let Some(idp) = OidcTestProvider::start_or_skip().await else {
-        return;
-    };
-    let server = start_server(&oidc_provider("oidc", &idp, None)).await;
-    let Some(browser) = Browser::start_or_skip().await else {
+    let Some((_idp, server, browser)) = oidc_page(None).await else {
         return;
     };
     let page = format!("{}/", server.origin);
@@ -981,11 +983,7 @@ async fn two_tabs_refreshing_at_once_both_stay_signed_in() {
 #[tokio::test]
 async fn a_disallowed_origin_shows_where_to_sign_in() {
     let started = Instant::now();
-    let Some(idp) = OidcTestProvider::start_or_skip().await else {
-        return;
-    };
-    let server = start_server(&oidc_provider("oidc", &idp, None)).await;
-    let Some(browser) = Browser::start_or_skip().await else {
+    let Some((_idp, server, browser)) = oidc_page(None).await else {
         return;
     };
     // The server is `http://localhost:<port>`; the same server at 127.0.0.1 is another origin.
@@ -1111,11 +1109,7 @@ async fn cookie_attributes_in_the_browser_over_http_and_https() {
 #[tokio::test]
 async fn a_refused_redirect_start_comes_back_to_the_page_in_words() {
     let started = Instant::now();
-    let Some(idp) = OidcTestProvider::start_or_skip().await else {
-        return;
-    };
-    let server = start_server(&oidc_provider("oidc", &idp, None)).await;
-    let Some(browser) = Browser::start_or_skip().await else {
+    let Some((_idp, server, browser)) = oidc_page(None).await else {
         return;
     };
     // The same server at 127.0.0.1 is an origin it does not accept sign-ins from.
