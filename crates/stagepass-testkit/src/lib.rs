@@ -11,6 +11,7 @@ mod client;
 mod clock;
 pub mod conformance;
 pub mod github;
+mod node;
 mod oidc;
 mod saml;
 mod strategy;

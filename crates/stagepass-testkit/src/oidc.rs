@@ -5,23 +5,14 @@
 mod browser;
 pub(crate) mod install;
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use url::Url;
 
 pub use browser::{OidcBrowser, OidcLoginError};
 
-/// How long the provider may take to print its address once Node.js has started.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How many of the provider's last stderr lines are kept for error messages.
-const KEPT_LOG_LINES: usize = 200;
+use crate::node;
 
 /// The `client_secret_basic` client every provider registers unless told otherwise.
 const DEFAULT_CLIENT_ID: &str = "stagepass-basic";
@@ -143,96 +134,55 @@ impl OidcTestProviderBuilder {
         let failed = |what: &str, error: &dyn fmt::Display| {
             OidcStartError::Failed(format!("{what}: {error}"))
         };
-        let mut command = Command::new(&tools.node);
-        command
-            .current_dir(install::idp_dir())
-            .arg("server.js")
-            .arg("--exit-with-stdin")
-            .args(["--port", "0"])
-            .args(["--client-id", &self.client_id])
-            .args(["--client-secret", &self.client_secret])
-            .args(["--post-client-id", &self.post_client_id])
-            .args(["--post-client-secret", &self.post_client_secret])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for variable in [
-            "OIDC_PORT",
-            "OIDC_PATH_PREFIX",
-            "OIDC_REDIRECT_URIS",
-            "OIDC_CLIENT_ID",
-            "OIDC_CLIENT_SECRET",
-            "OIDC_POST_CLIENT_ID",
-            "OIDC_POST_CLIENT_SECRET",
-        ] {
-            command.env_remove(variable);
-        }
-        if let Some(prefix) = &self.path_prefix {
-            command.args(["--prefix", prefix]);
-        }
-        for uri in &self.redirect_uris {
-            command.args(["--redirect-uri", uri.as_str()]);
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|error| failed("could not run `node server.js`", &error))?;
-        let logs: Arc<Mutex<VecDeque<String>>> = Arc::default();
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(keep_lines(stderr, Arc::clone(&logs)));
-        }
-        let stdin = child.stdin.take();
-        let Some(stdout) = child.stdout.take() else {
-            return Err(OidcStartError::Failed(
-                "the provider's stdout was not piped".to_owned(),
-            ));
+        let command = || {
+            let mut command = Command::new(&tools.node);
+            command
+                .current_dir(install::idp_dir())
+                .arg("server.js")
+                .arg("--exit-with-stdin")
+                .args(["--port", "0"])
+                .args(["--client-id", &self.client_id])
+                .args(["--client-secret", &self.client_secret])
+                .args(["--post-client-id", &self.post_client_id])
+                .args(["--post-client-secret", &self.post_client_secret]);
+            for variable in [
+                "OIDC_PORT",
+                "OIDC_PATH_PREFIX",
+                "OIDC_REDIRECT_URIS",
+                "OIDC_CLIENT_ID",
+                "OIDC_CLIENT_SECRET",
+                "OIDC_POST_CLIENT_ID",
+                "OIDC_POST_CLIENT_SECRET",
+            ] {
+                command.env_remove(variable);
+            }
+            if let Some(prefix) = &self.path_prefix {
+                command.args(["--prefix", prefix]);
+            }
+            for uri in &self.redirect_uris {
+                command.args(["--redirect-uri", uri.as_str()]);
+            }
+            command
         };
-        let mut stdout = BufReader::new(stdout).lines();
-        let announced = tokio::time::timeout(START_TIMEOUT, async {
-            while let Some(line) = stdout.next_line().await? {
-                if let Ok(announcement) = serde_json::from_str::<Announcement>(line.trim()) {
-                    return Ok(Some(announcement));
-                }
-            }
-            Ok::<_, std::io::Error>(None)
-        })
-        .await;
-        let announcement = match announced {
-            Ok(Ok(Some(announcement))) => announcement,
-            Ok(Ok(None)) => {
-                let status = child.wait().await.map(|status| status.to_string());
-                return Err(OidcStartError::Failed(format!(
-                    "`node server.js` exited ({}) before it listened; its stderr:\n{}",
-                    status.unwrap_or_else(|error| error.to_string()),
-                    tail(&logs)
-                )));
-            }
-            Ok(Err(error)) => return Err(failed("could not read the provider's stdout", &error)),
-            Err(_) => {
-                return Err(OidcStartError::Failed(format!(
-                    "`node server.js` printed no address within {START_TIMEOUT:?}; its stderr:\n{}",
-                    tail(&logs)
-                )));
-            }
-        };
-        // Nothing more is expected on stdout; drain it so that a stray line never blocks it.
-        tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
-        let issuer = Url::parse(&announcement.issuer)
+        let running = node::start::<Announcement>(command, "the test OpenID provider")
+            .await
+            .map_err(OidcStartError::Failed)?;
+        let issuer = Url::parse(&running.announcement.issuer)
             .map_err(|error| failed("the provider announced an invalid issuer", &error))?;
         let browser = OidcBrowser::new(&issuer)
             .map_err(|error| failed("could not build the login client", &error))?;
         Ok(OidcTestProvider {
             issuer,
-            issuer_raw: announcement.issuer,
-            port: announcement.port,
+            issuer_raw: running.announcement.issuer,
+            port: running.announcement.port,
             client_id: self.client_id,
             client_secret: self.client_secret,
             post_client_id: self.post_client_id,
             post_client_secret: self.post_client_secret,
             browser,
-            logs,
-            _stdin: stdin,
-            _child: child,
+            logs: running.logs,
+            _stdin: running.stdin,
+            _child: running.child,
         })
     }
 }
@@ -242,24 +192,6 @@ impl OidcTestProviderBuilder {
 struct Announcement {
     issuer: String,
     port: u16,
-}
-
-/// Reads `from` line by line into `logs`, keeping the last [`KEPT_LOG_LINES`].
-async fn keep_lines(from: impl AsyncRead + Unpin, logs: Arc<Mutex<VecDeque<String>>>) {
-    let mut lines = BufReader::new(from).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let mut logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
-        if logs.len() == KEPT_LOG_LINES {
-            logs.pop_front();
-        }
-        logs.push_back(line);
-    }
-}
-
-/// The kept lines, one per line.
-fn tail(logs: &Mutex<VecDeque<String>>) -> String {
-    let logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
-    logs.iter().cloned().collect::<Vec<_>>().join("\n")
 }
 
 /// A running `oidc-provider` on `127.0.0.1`, killed when dropped.
@@ -287,7 +219,7 @@ pub struct OidcTestProvider {
     post_client_id: String,
     post_client_secret: String,
     browser: OidcBrowser,
-    logs: Arc<Mutex<VecDeque<String>>>,
+    logs: node::Logs,
     /// Closing it makes the provider exit even if the kill on drop never happens.
     _stdin: Option<ChildStdin>,
     _child: Child,
@@ -455,6 +387,6 @@ impl OidcTestProvider {
 
     /// The provider's recent stderr lines (warnings, errors), for diagnosing a failed test.
     pub fn logs(&self) -> String {
-        tail(&self.logs)
+        node::tail(&self.logs)
     }
 }

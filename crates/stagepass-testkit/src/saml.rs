@@ -2,25 +2,15 @@
 //! on loopback from `idp/saml/server.js` in this crate, and the browser's part of a login: follow
 //! the service provider's redirect to the IdP and read the auto-post form it answers.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use url::Url;
 
 use crate::OidcStartError;
+use crate::node;
 use crate::oidc::install;
-
-/// How long the IdP may take to print its address once Node.js has started.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How many of the IdP's last stderr lines are kept for error messages.
-const KEPT_LOG_LINES: usize = 200;
 
 /// Why a [`SamlTestIdp`] did not start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +88,7 @@ pub struct SamlTestIdp {
     sp_key: String,
     sp_cert: String,
     http: reqwest::Client,
-    logs: Arc<Mutex<VecDeque<String>>>,
+    logs: node::Logs,
     /// Closing it makes the IdP exit even if the kill on drop never happens.
     _stdin: Option<ChildStdin>,
     _child: Child,
@@ -131,61 +121,22 @@ impl SamlTestIdp {
     }
 
     async fn spawn(node: &Path) -> Result<Self, SamlStartError> {
+        let command = || {
+            let mut command = Command::new(node);
+            command
+                .current_dir(idp_dir())
+                .arg("server.js")
+                .arg("--exit-with-stdin")
+                .args(["--port", "0"]);
+            command
+        };
+        let running = node::start::<Announcement>(command, "the test SAML IdP")
+            .await
+            .map_err(SamlStartError::Failed)?;
         let failed = |what: &str, error: &dyn fmt::Display| {
             SamlStartError::Failed(format!("{what}: {error}"))
         };
-        let mut command = Command::new(node);
-        command
-            .current_dir(idp_dir())
-            .arg("server.js")
-            .arg("--exit-with-stdin")
-            .args(["--port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .map_err(|error| failed("could not run `node server.js`", &error))?;
-        let logs: Arc<Mutex<VecDeque<String>>> = Arc::default();
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(keep_lines(stderr, Arc::clone(&logs)));
-        }
-        let stdin = child.stdin.take();
-        let Some(stdout) = child.stdout.take() else {
-            return Err(SamlStartError::Failed(
-                "the IdP's stdout was not piped".to_owned(),
-            ));
-        };
-        let mut stdout = BufReader::new(stdout).lines();
-        let announced = tokio::time::timeout(START_TIMEOUT, async {
-            while let Some(line) = stdout.next_line().await? {
-                if let Ok(announcement) = serde_json::from_str::<Announcement>(line.trim()) {
-                    return Ok(Some(announcement));
-                }
-            }
-            Ok::<_, std::io::Error>(None)
-        })
-        .await;
-        let announcement = match announced {
-            Ok(Ok(Some(announcement))) => announcement,
-            Ok(Ok(None)) => {
-                let status = child.wait().await.map(|status| status.to_string());
-                return Err(SamlStartError::Failed(format!(
-                    "`node server.js` exited ({}) before it listened; its stderr:\n{}",
-                    status.unwrap_or_else(|error| error.to_string()),
-                    tail(&logs)
-                )));
-            }
-            Ok(Err(error)) => return Err(failed("could not read the IdP's stdout", &error)),
-            Err(_) => {
-                return Err(SamlStartError::Failed(format!(
-                    "`node server.js` printed no address within {START_TIMEOUT:?}; its stderr:\n{}",
-                    tail(&logs)
-                )));
-            }
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+        let announcement = running.announcement;
         let sso_url = Url::parse(&announcement.sso_url)
             .map_err(|error| failed("the IdP announced an invalid SSO URL", &error))?;
         let http = reqwest::Client::builder()
@@ -200,9 +151,9 @@ impl SamlTestIdp {
             sp_key: announcement.sp_key,
             sp_cert: announcement.sp_cert,
             http,
-            logs,
-            _stdin: stdin,
-            _child: child,
+            logs: running.logs,
+            _stdin: running.stdin,
+            _child: running.child,
         })
     }
 
@@ -256,7 +207,7 @@ impl SamlTestIdp {
 
     /// The IdP's recent stderr, for failure messages.
     pub fn logs(&self) -> String {
-        tail(&self.logs)
+        node::tail(&self.logs)
     }
 
     /// Plays the browser at the IdP: follows `redirect` (the service provider's `/start`
@@ -317,22 +268,4 @@ fn unescape(s: &str) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
-}
-
-/// Reads `from` line by line into `logs`, keeping the last [`KEPT_LOG_LINES`].
-async fn keep_lines(from: impl AsyncRead + Unpin, logs: Arc<Mutex<VecDeque<String>>>) {
-    let mut lines = BufReader::new(from).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let mut logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
-        if logs.len() == KEPT_LOG_LINES {
-            logs.pop_front();
-        }
-        logs.push_back(line);
-    }
-}
-
-/// The kept lines, one per line.
-fn tail(logs: &Mutex<VecDeque<String>>) -> String {
-    let logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
-    logs.iter().cloned().collect::<Vec<_>>().join("\n")
 }
