@@ -77,6 +77,8 @@
 
 mod algorithm;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod batch;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod ephemeral;
 mod factory;
 mod key;

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use crate::ephemeral::Sweeper;
 
 use crate::UserInfoStore;
+use crate::batch::{Row, UpsertQueue, WriteBatch};
 
 /// The schema, created when missing: the layout of Backstage's auth-backend migrations, so that
 /// stagepass and Backstage can share a `backstage_plugin_auth` database.
@@ -328,6 +329,7 @@ impl PostgresOptions {
 #[derive(Debug, Clone)]
 pub struct PostgresDatabase {
     pool: PgPool,
+    user_info: UpsertQueue,
 }
 
 impl PostgresDatabase {
@@ -338,6 +340,8 @@ impl PostgresDatabase {
     }
 
     /// Connects with `options` and creates the tables when missing.
+    ///
+    /// Must be called within a Tokio runtime: it starts the task that writes user info.
     pub async fn connect_with(options: PostgresOptions) -> Result<Self> {
         let pool_options = || {
             PgPoolOptions::new()
@@ -356,7 +360,8 @@ impl PostgresDatabase {
             }
             Err(e) => return Err(db_error("connect")(e)),
         };
-        let db = Self { pool };
+        let user_info = UpsertQueue::start(PostgresBatch { pool: pool.clone() });
+        let db = Self { pool, user_info };
         db.migrate().await?;
         Ok(db)
     }
@@ -393,6 +398,7 @@ impl PostgresDatabase {
     pub fn user_info_store(&self) -> PostgresUserInfoStore {
         PostgresUserInfoStore {
             pool: self.pool.clone(),
+            writer: self.user_info.clone(),
         }
     }
 
@@ -475,28 +481,56 @@ impl KeyStore for PostgresKeyStore {
 }
 
 /// A [`UserInfoStore`] in the `user_info` table of a [`PostgresDatabase`].
+///
+/// Concurrent upserts of this process are queued to one writer task that commits them
+/// together, in one statement; an upsert returns once its batch is committed, so every replica
+/// can answer `/v1/userinfo` for a token as soon as it is issued.
 #[derive(Debug, Clone)]
 pub struct PostgresUserInfoStore {
     pool: PgPool,
+    writer: UpsertQueue,
+}
+
+/// Writes user-info batches to a PostgreSQL pool.
+struct PostgresBatch {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl WriteBatch for PostgresBatch {
+    const NAME: &'static str = "postgres";
+
+    async fn write(&self, rows: &[Row<'_>]) -> sqlx::Result<()> {
+        let users: Vec<&str> = rows.iter().map(|row| row.user_entity_ref).collect();
+        let infos: Vec<&str> = rows.iter().map(|row| row.json).collect();
+        sqlx::query(
+            "INSERT INTO user_info (user_entity_ref, user_info, updated_at, created_at) \
+             SELECT batch.user_entity_ref, batch.user_info, now(), now() \
+             FROM UNNEST($1::text[], $2::text[]) AS batch (user_entity_ref, user_info) \
+             ON CONFLICT (user_entity_ref) DO UPDATE \
+             SET user_info = excluded.user_info, updated_at = excluded.updated_at",
+        )
+        .bind(users)
+        .bind(infos)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn error(&self, error: &sqlx::Error) -> Error {
+        let message = "postgres store failed to store user info";
+        if is_unavailable(error) {
+            Error::service_unavailable(message)
+        } else {
+            Error::internal(message)
+        }
+    }
 }
 
 #[async_trait]
 impl UserInfoStore for PostgresUserInfoStore {
     async fn upsert(&self, user_entity_ref: &str, user_info: &Value) -> Result<()> {
-        let json = serde_json::to_string(user_info)
-            .map_err(|e| Error::internal(format!("failed to serialize user info: {e}")))?;
-        sqlx::query(
-            "INSERT INTO user_info (user_entity_ref, user_info, updated_at, created_at) \
-             VALUES ($1, $2, now(), now()) \
-             ON CONFLICT (user_entity_ref) DO UPDATE \
-             SET user_info = excluded.user_info, updated_at = excluded.updated_at",
-        )
-        .bind(user_entity_ref)
-        .bind(json)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error("store user info"))?;
-        Ok(())
+        self.writer.upsert(user_entity_ref, user_info).await
     }
 
     async fn get(&self, user_entity_ref: &str) -> Result<Option<Value>> {

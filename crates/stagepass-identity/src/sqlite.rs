@@ -14,9 +14,9 @@ use sqlx::{QueryBuilder, Row as _};
 use stagepass_core::{EphemeralStore, Error, KeyStore, PublicJwk, Result, StoredKey};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::UserInfoStore;
+use crate::batch::{Row, UpsertQueue, WriteBatch};
 use crate::ephemeral::Sweeper;
 
 /// The schema, created when missing. Timestamps are RFC 3339 text in UTC with full precision.
@@ -77,7 +77,7 @@ fn format_time(at: OffsetDateTime) -> Result<String> {
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
     pool: SqlitePool,
-    user_info_writer: mpsc::Sender<PendingUpsert>,
+    user_info: UpsertQueue,
 }
 
 impl SqliteDatabase {
@@ -126,12 +126,8 @@ impl SqliteDatabase {
                 .await
                 .map_err(db_error("create its tables"))?;
         }
-        let (user_info_writer, pending) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(write_user_info(pool.clone(), pending));
-        Ok(Self {
-            pool,
-            user_info_writer,
-        })
+        let user_info = UpsertQueue::start(SqliteBatch { pool: pool.clone() });
+        Ok(Self { pool, user_info })
     }
 
     /// The key store on this database.
@@ -145,7 +141,7 @@ impl SqliteDatabase {
     pub fn user_info_store(&self) -> SqliteUserInfoStore {
         SqliteUserInfoStore {
             pool: self.pool.clone(),
-            writer: self.user_info_writer.clone(),
+            writer: self.user_info.clone(),
         }
     }
 
@@ -244,93 +240,48 @@ impl KeyStore for SqliteKeyStore {
 #[derive(Debug, Clone)]
 pub struct SqliteUserInfoStore {
     pool: SqlitePool,
-    writer: mpsc::Sender<PendingUpsert>,
+    writer: UpsertQueue,
 }
 
-/// An upsert waiting for the writer task.
-#[derive(Debug)]
-struct PendingUpsert {
-    user_entity_ref: String,
-    json: String,
-    done: oneshot::Sender<Result<()>>,
+/// Writes user-info batches to a SQLite pool.
+struct SqliteBatch {
+    pool: SqlitePool,
 }
 
-/// How many upserts may wait for the writer before callers wait to queue theirs.
-const WRITE_QUEUE: usize = 4096;
+#[async_trait]
+impl WriteBatch for SqliteBatch {
+    const NAME: &'static str = "sqlite";
 
-/// The most upserts committed in one statement (four parameters each, far below SQLite's
-/// limit of 32,766).
-const MAX_BATCH: usize = 512;
-
-/// Commits queued user-info upserts in batches until every store handle is dropped.
-async fn write_user_info(pool: SqlitePool, mut pending: mpsc::Receiver<PendingUpsert>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match upsert_batch(&pool, &batch).await {
-            Ok(()) => {
-                for upsert in batch.drain(..) {
-                    // The caller may have gone away; the write stands.
-                    let _ = upsert.done.send(Ok(()));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, rows = batch.len(), "sqlite: failed to store user info");
-                for upsert in batch.drain(..) {
-                    let message = "sqlite store failed to store user info".to_owned();
-                    let _ = upsert.done.send(Err(store_error(&e, message)));
-                }
-            }
-        }
+    async fn write(&self, rows: &[Row<'_>]) -> sqlx::Result<()> {
+        let now = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO user_info (user_entity_ref, user_info, updated_at, created_at) ",
+        );
+        query.push_values(rows, |mut row, upsert| {
+            row.push_bind(upsert.user_entity_ref)
+                .push_bind(upsert.json)
+                .push_bind(now.as_str())
+                .push_bind(now.as_str());
+        });
+        query.push(
+            " ON CONFLICT (user_entity_ref) DO UPDATE \
+             SET user_info = excluded.user_info, updated_at = excluded.updated_at",
+        );
+        query.build().execute(&self.pool).await?;
+        Ok(())
     }
-}
 
-/// Upserts a batch in one statement; of several upserts for one user, the last wins.
-async fn upsert_batch(pool: &SqlitePool, batch: &[PendingUpsert]) -> sqlx::Result<()> {
-    let now = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let mut latest: Vec<&PendingUpsert> = Vec::with_capacity(batch.len());
-    for upsert in batch.iter().rev() {
-        if !latest
-            .iter()
-            .any(|u| u.user_entity_ref == upsert.user_entity_ref)
-        {
-            latest.push(upsert);
-        }
+    fn error(&self, error: &sqlx::Error) -> Error {
+        store_error(error, "sqlite store failed to store user info".to_owned())
     }
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO user_info (user_entity_ref, user_info, updated_at, created_at) ",
-    );
-    query.push_values(latest, |mut row, upsert| {
-        row.push_bind(upsert.user_entity_ref.as_str())
-            .push_bind(upsert.json.as_str())
-            .push_bind(now.as_str())
-            .push_bind(now.as_str());
-    });
-    query.push(
-        " ON CONFLICT (user_entity_ref) DO UPDATE \
-         SET user_info = excluded.user_info, updated_at = excluded.updated_at",
-    );
-    query.build().execute(pool).await?;
-    Ok(())
 }
 
 #[async_trait]
 impl UserInfoStore for SqliteUserInfoStore {
     async fn upsert(&self, user_entity_ref: &str, user_info: &Value) -> Result<()> {
-        let json = serde_json::to_string(user_info)
-            .map_err(|e| Error::internal(format!("failed to serialize user info: {e}")))?;
-        let (done, written) = oneshot::channel();
-        let stopped = || Error::service_unavailable("the sqlite user info writer has stopped");
-        self.writer
-            .send(PendingUpsert {
-                user_entity_ref: user_entity_ref.to_owned(),
-                json,
-                done,
-            })
-            .await
-            .map_err(|_| stopped())?;
-        written.await.map_err(|_| stopped())?
+        self.writer.upsert(user_entity_ref, user_info).await
     }
 
     async fn get(&self, user_entity_ref: &str) -> Result<Option<Value>> {

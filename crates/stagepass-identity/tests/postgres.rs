@@ -148,6 +148,44 @@ async fn stores_keys_and_user_info() -> TestResult {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_upserts_of_two_replicas_are_all_stored() -> TestResult {
+    let Some(url) = fresh_database("concurrent_upserts_of_two_replicas").await? else {
+        return Ok(());
+    };
+    let replicas = [
+        PostgresDatabase::connect(&url).await?,
+        PostgresDatabase::connect(&url).await?,
+    ];
+    // 40 users, each written 5 times from alternating replicas at once: the upserts of each
+    // replica are committed in batches of several users, in the same row order on both.
+    let mut writes = tokio::task::JoinSet::new();
+    for round in 0..5 {
+        for user in 0..40 {
+            let store = replicas[(user + round) % 2].user_info_store();
+            writes.spawn(async move {
+                let name = format!("user:default/u{user}");
+                store
+                    .upsert(&name, &json!({"claims": {"sub": name, "round": round}}))
+                    .await
+            });
+        }
+    }
+    while let Some(write) = writes.join_next().await {
+        write??;
+    }
+    for user in 0..40 {
+        let name = format!("user:default/u{user}");
+        for replica in &replicas {
+            let stored = replica.user_info_store().get(&name).await?;
+            let claims = &stored.as_ref().expect("stored")["claims"];
+            assert_eq!(claims["sub"], name.as_str());
+            assert!(claims["round"].as_u64().is_some_and(|r| r < 5), "{claims}");
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn ephemeral_records_are_claimed_once_and_expire() -> TestResult {
     let Some(url) = fresh_database("ephemeral_records_are_claimed_once_and_expire").await? else {
