@@ -5,6 +5,15 @@
 //! writer task instead, which commits everything queued meanwhile in one statement, keeping only
 //! the newest value of each user. A caller still returns only once its row is committed, so a
 //! token is never handed out before `/v1/userinfo` can answer for it, on any replica.
+//!
+//! The row holds the claims of the newest token, whose `exp` has a resolution of one second: the
+//! tokens of one user issued within the same second (several tabs, a retrying client) carry the
+//! same row byte for byte. An upsert whose value equals the one this process last committed for
+//! the user, with no other write of that user still queued, is therefore already done and skips
+//! the database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -17,6 +26,10 @@ const QUEUE: usize = 4096;
 /// The most upserts committed in one statement (a few parameters each, far below the limits of
 /// SQLite and PostgreSQL).
 const MAX_BATCH: usize = 512;
+
+/// How many users' last committed values are remembered; past that, the ones with no queued
+/// write are forgotten (their next upsert writes again).
+const REMEMBERED_USERS: usize = 4096;
 
 /// How many times the writer lets other tasks run before it commits, as long as each time
 /// brings more upserts.
@@ -55,36 +68,78 @@ struct Pending {
 #[derive(Debug, Clone)]
 pub(crate) struct UpsertQueue {
     sender: mpsc::Sender<Pending>,
+    written: Written,
+}
+
+/// What this process knows of each user's row, shared by the queue and the writer.
+type Written = Arc<Mutex<HashMap<String, UserRow>>>;
+
+/// A user's row as this process knows it.
+#[derive(Debug, Default)]
+struct UserRow {
+    /// The value this process last committed (empty before the first commit).
+    committed: String,
+    /// How many upserts of the user are queued or being written.
+    queued: usize,
 }
 
 impl UpsertQueue {
     /// Starts the writer task. Must be called within a Tokio runtime.
     pub(crate) fn start(writer: impl WriteBatch) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run(writer, receiver));
-        Self { sender }
+        let written = Written::default();
+        tokio::spawn(run(writer, receiver, Arc::clone(&written)));
+        Self { sender, written }
     }
 
-    /// Queues the upsert and waits until its batch is committed.
+    /// Queues the upsert and waits until its batch is committed; returns at once when the row
+    /// already holds this value (see the module documentation).
     pub(crate) async fn upsert(&self, user_entity_ref: &str, user_info: &Value) -> Result<()> {
         let json = serde_json::to_string(user_info)
             .map_err(|e| Error::internal(format!("failed to serialize user info: {e}")))?;
+        {
+            let mut written = lock(&self.written);
+            if let Some(row) = written.get_mut(user_entity_ref) {
+                if row.queued == 0 && row.committed == json {
+                    return Ok(());
+                }
+                row.queued += 1;
+            } else {
+                written.insert(
+                    user_entity_ref.to_owned(),
+                    UserRow {
+                        committed: String::new(),
+                        queued: 1,
+                    },
+                );
+            }
+        }
         let (done, committed) = oneshot::channel();
         let stopped = || Error::service_unavailable("the user info writer has stopped");
-        self.sender
+        let sent = self
+            .sender
             .send(Pending {
                 user_entity_ref: user_entity_ref.to_owned(),
                 json,
                 done,
             })
-            .await
-            .map_err(|_| stopped())?;
+            .await;
+        if sent.is_err() {
+            if let Some(row) = lock(&self.written).get_mut(user_entity_ref) {
+                row.queued = row.queued.saturating_sub(1);
+            }
+            return Err(stopped());
+        }
         committed.await.map_err(|_| stopped())?
     }
 }
 
+fn lock(written: &Written) -> std::sync::MutexGuard<'_, HashMap<String, UserRow>> {
+    written.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Commits queued upserts in batches until every queue handle is dropped.
-async fn run<W: WriteBatch>(writer: W, mut receiver: mpsc::Receiver<Pending>) {
+async fn run<W: WriteBatch>(writer: W, mut receiver: mpsc::Receiver<Pending>, written: Written) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Under load the writer wakes for nearly every upsert, and each batch costs a round
@@ -104,7 +159,25 @@ async fn run<W: WriteBatch>(writer: W, mut receiver: mpsc::Receiver<Pending>) {
             }
         }
         let rows = newest_per_user(&batch);
-        match writer.write(&rows).await {
+        let outcome = writer.write(&rows).await;
+        let row_count = rows.len();
+        drop(rows);
+        {
+            let mut written = lock(&written);
+            for pending in &mut batch {
+                if let Some(row) = written.get_mut(&pending.user_entity_ref) {
+                    row.queued = row.queued.saturating_sub(1);
+                    if outcome.is_ok() {
+                        // In queue order, so the newest value of the batch stays.
+                        row.committed = std::mem::take(&mut pending.json);
+                    }
+                }
+            }
+            if written.len() > REMEMBERED_USERS {
+                written.retain(|_, row| row.queued > 0);
+            }
+        }
+        match outcome {
             Ok(()) => {
                 for pending in batch.drain(..) {
                     // The caller may have gone away; the write stands.
@@ -114,7 +187,7 @@ async fn run<W: WriteBatch>(writer: W, mut receiver: mpsc::Receiver<Pending>) {
             Err(e) => {
                 tracing::error!(
                     error = %e,
-                    rows = rows.len(),
+                    rows = row_count,
                     "{}: failed to store user info",
                     W::NAME
                 );
@@ -238,5 +311,63 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.status(), 503, "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_value_already_committed_is_not_written_again() {
+        let recorder = Recorder::default();
+        let queue = UpsertQueue::start(recorder.clone());
+        let jane = "user:default/jane";
+        let first = serde_json::json!({ "claims": { "sub": jane, "exp": 1 } });
+        let second = serde_json::json!({ "claims": { "sub": jane, "exp": 2 } });
+        for value in [&first, &first, &second, &second, &first] {
+            queue.upsert(jane, value).await.unwrap();
+        }
+        let written: Vec<String> = recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|(_, json)| json.clone())
+            .collect();
+        assert_eq!(
+            written,
+            [first.to_string(), second.to_string(), first.to_string()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_tried_again_by_the_next_upsert() {
+        /// Fails its first batch only.
+        #[derive(Clone, Default)]
+        struct FailsOnce(Arc<Mutex<usize>>);
+
+        #[async_trait]
+        impl WriteBatch for FailsOnce {
+            const NAME: &'static str = "test";
+
+            async fn write(&self, _: &[Row<'_>]) -> std::result::Result<(), sqlx::Error> {
+                let mut calls = self.0.lock().unwrap();
+                *calls += 1;
+                if *calls == 1 {
+                    Err(sqlx::Error::PoolTimedOut)
+                } else {
+                    Ok(())
+                }
+            }
+
+            fn error(&self, _: &sqlx::Error) -> Error {
+                Error::service_unavailable("test store failed to store user info")
+            }
+        }
+
+        let writer = FailsOnce::default();
+        let queue = UpsertQueue::start(writer.clone());
+        let value = serde_json::json!({ "claims": { "exp": 1 } });
+        assert!(queue.upsert("user:default/jane", &value).await.is_err());
+        queue.upsert("user:default/jane", &value).await.unwrap();
+        queue.upsert("user:default/jane", &value).await.unwrap();
+        assert_eq!(*writer.0.lock().unwrap(), 2);
     }
 }
