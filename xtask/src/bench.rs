@@ -160,6 +160,9 @@ struct ScenarioResults {
     rss_after_kib: u64,
     /// One report per entry of [`ROUTES`], summed over the replicas.
     loads: Vec<WrkReport>,
+    /// Per entry of [`ROUTES`]: the servers' CPU time (user + system) per request, in
+    /// microseconds, when it could be read.
+    cpu_micros: Vec<Option<f64>>,
 }
 
 /// Everything measured.
@@ -168,6 +171,10 @@ struct Results {
     scenarios: Vec<ScenarioResults>,
     /// Raw ES256 signatures per second on all cores, measured in the same run.
     raw_es256_per_sec: Option<f64>,
+    /// Raw ES256 signatures per second on one core, measured in the same run.
+    raw_es256_one_core: Option<f64>,
+    /// Whether wrk ran under `SCHED_BATCH` (see [`wrk_command`]).
+    wrk_batch: bool,
     /// The seconds each wrk run lasted.
     duration_secs: u64,
     /// The commit measured.
@@ -209,7 +216,15 @@ pub(crate) fn run(options: &Options) -> Result<()> {
 
     // The floor under every token: raw ES256 signatures per second on this machine, now.
     println!("\n==> cargo bench -p stagepass-identity --bench issue -- --raw-es256");
-    let raw_es256_per_sec = raw_es256_rate(&workspace)?;
+    let (raw_es256_one_core, raw_es256_per_sec) = raw_es256_rates(&workspace)?;
+    let wrk_batch = batch_scheduling_works();
+    if wrk_batch {
+        println!(
+            "\n    wrk runs under SCHED_BATCH (chrt --batch 0): it does not preempt the servers"
+        );
+    } else {
+        println!("\n    chrt --batch 0 does not work here: wrk runs under the default scheduler");
+    }
 
     let mut scenarios = vec![Scenario {
         label: "SQLite (in memory)",
@@ -241,12 +256,19 @@ pub(crate) fn run(options: &Options) -> Result<()> {
             "\n==> scenario: {}, {} replica(s)",
             scenario.label, scenario.replicas
         );
-        measured.push(measure(&binary, scenario, options.duration_secs)?);
+        measured.push(measure(
+            &binary,
+            scenario,
+            options.duration_secs,
+            wrk_batch,
+        )?);
     }
     drop(services);
     let results = Results {
         scenarios: measured,
         raw_es256_per_sec,
+        raw_es256_one_core,
+        wrk_batch,
         duration_secs: options.duration_secs,
         commit: commit(&workspace),
     };
@@ -278,8 +300,8 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Runs the raw signing benchmark and reads its all-cores rate.
-fn raw_es256_rate(workspace: &Workspace) -> Result<Option<f64>> {
+/// Runs the raw signing benchmark and reads its one-core and all-cores rates.
+fn raw_es256_rates(workspace: &Workspace) -> Result<(Option<f64>, Option<f64>)> {
     let output = workspace
         .cargo()
         .args([
@@ -305,14 +327,17 @@ fn raw_es256_rate(workspace: &Workspace) -> Result<Option<f64>> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    Ok(parse_raw_rate(&stdout))
+    Ok((
+        parse_raw_rate(&stdout, "1 core"),
+        parse_raw_rate(&stdout, "all cores"),
+    ))
 }
 
-/// The rate of the `ES256 signatures (ring), all cores … = N/s` line.
-fn parse_raw_rate(output: &str) -> Option<f64> {
+/// The rate of the `ES256 signatures (ring), <cores> … = N/s` line.
+fn parse_raw_rate(output: &str, cores: &str) -> Option<f64> {
     output
         .lines()
-        .find(|line| line.starts_with("ES256 signatures") && line.contains("all cores"))
+        .find(|line| line.starts_with("ES256 signatures") && line.contains(cores))
         .and_then(|line| line.rsplit_once('='))
         .and_then(|(_, rate)| rate.trim().strip_suffix("/s"))
         .and_then(|rate| rate.trim().parse().ok())
@@ -399,7 +424,12 @@ fn start_server(
 }
 
 /// Starts the scenario's servers, loads each route, and stops them.
-fn measure(binary: &Path, scenario: &Scenario, duration_secs: u64) -> Result<ScenarioResults> {
+fn measure(
+    binary: &Path,
+    scenario: &Scenario,
+    duration_secs: u64,
+    wrk_batch: bool,
+) -> Result<ScenarioResults> {
     let temp = TempDir::new("stagepass-bench")?;
     let mut servers = Vec::new();
     let mut ready = Duration::ZERO;
@@ -438,17 +468,25 @@ fn measure(binary: &Path, scenario: &Scenario, duration_secs: u64) -> Result<Sce
     let threads = (WRK_THREADS / scenario.replicas as u32).max(1);
     let connections = WRK_CONNECTIONS / scenario.replicas as u32;
     let mut loads = Vec::new();
+    let mut cpu_micros = Vec::new();
     for route in ROUTES {
         println!(
             "==> wrk -t{threads} -c{connections} -d{duration_secs}s --latency ×{}: {} (GET {})",
             scenario.replicas, route.label, route.path
         );
         let ports: Vec<u16> = servers.iter().map(|server| server.port).collect();
+        let cpu_before = cpu_ticks(&servers);
         let reports = thread::scope(|scope| {
             let handles: Vec<_> = ports
                 .iter()
                 .map(|&port| {
-                    scope.spawn(move || run_wrk(port, route, threads, connections, duration_secs))
+                    let load = Load {
+                        threads,
+                        connections,
+                        duration_secs,
+                        batch: wrk_batch,
+                    };
+                    scope.spawn(move || run_wrk(port, route, load))
                 })
                 .collect();
             handles
@@ -460,10 +498,18 @@ fn measure(binary: &Path, scenario: &Scenario, duration_secs: u64) -> Result<Sce
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
+        let cpu_after = cpu_ticks(&servers);
         for server in &mut servers {
             server.check_alive("under load")?;
         }
-        loads.push(wrk::combine(&reports).context("no wrk report")?);
+        let load = wrk::combine(&reports).context("no wrk report")?;
+        cpu_micros.push(match (cpu_before, cpu_after) {
+            (Some(before), Some(after)) if load.requests > 0 => {
+                Some(after.saturating_sub(before) as f64 * 1e6 / CLOCK_TICKS / load.requests as f64)
+            }
+            _ => None,
+        });
+        loads.push(load);
     }
     let mut rss_after_kib = 0;
     for server in &servers {
@@ -479,7 +525,43 @@ fn measure(binary: &Path, scenario: &Scenario, duration_secs: u64) -> Result<Sce
         rss_idle_kib,
         rss_after_kib,
         loads,
+        cpu_micros,
     })
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// The CPU time (user + system, in clock ticks) the servers have used so far.
+fn cpu_ticks(servers: &[Server]) -> Option<u64> {
+    let mut total = 0;
+    for server in servers {
+        let pid = server.pid().ok()?;
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        total += parse_cpu_ticks(&stat)?;
+    }
+    Some(total)
+}
+
+/// `utime + stime` from the text of `/proc/<pid>/stat` (fields 14 and 15; the command name in
+/// field 2 may hold spaces, so fields are counted after its closing parenthesis).
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Whether `chrt --batch 0` can run a program here.
+fn batch_scheduling_works() -> bool {
+    Command::new("chrt")
+        .args(["--batch", "0", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// The app-config.yaml of a benchmark server: the guest provider, an OAuth 2.0 provider for
@@ -593,23 +675,42 @@ fn response_complete(raw: &[u8]) -> bool {
     false
 }
 
-/// Runs wrk against one route and reads its report.
-fn run_wrk(
-    port: u16,
-    route: &Route,
+/// The shape of one wrk run.
+#[derive(Debug, Clone, Copy)]
+struct Load {
     threads: u32,
     connections: u32,
     duration_secs: u64,
-) -> Result<WrkReport> {
-    let mut command = Command::new("wrk");
+    /// Run wrk under `SCHED_BATCH`.
+    batch: bool,
+}
+
+/// The wrk command line. wrk shares the machine's cores with the servers; under the default
+/// scheduler each of its wake-ups (one per response) preempts a server thread in the middle of
+/// its work, and the servers pay for the switches. Under `SCHED_BATCH` (`chrt --batch 0`) wrk
+/// still gets its fair share of the CPU but waits for its turn instead of preempting.
+fn wrk_command(load: Load) -> Command {
+    let mut command = if load.batch {
+        let mut chrt = Command::new("chrt");
+        chrt.args(["--batch", "0", "wrk"]);
+        chrt
+    } else {
+        Command::new("wrk")
+    };
     command.args([
-        format!("-t{threads}"),
-        format!("-c{connections}"),
-        format!("-d{duration_secs}s"),
+        format!("-t{}", load.threads),
+        format!("-c{}", load.connections),
+        format!("-d{}s", load.duration_secs),
         "--timeout".to_owned(),
         "2s".to_owned(),
         "--latency".to_owned(),
     ]);
+    command
+}
+
+/// Runs wrk against one route and reads its report.
+fn run_wrk(port: u16, route: &Route, load: Load) -> Result<WrkReport> {
+    let mut command = wrk_command(load);
     for (name, value) in route.headers {
         command.arg("-H").arg(format!("{name}: {value}"));
     }
@@ -722,8 +823,14 @@ fn render(results: &Results) -> String {
         out,
         "Release build at {}, loopback, {cores} cores; wrk with {WRK_THREADS} threads and \
          {WRK_CONNECTIONS} connections in all (shared out among the replicas) for {} s per \
-         route; providers guest and oauth2.",
-        results.commit, results.duration_secs
+         route, {}; providers guest and oauth2.",
+        results.commit,
+        results.duration_secs,
+        if results.wrk_batch {
+            "under SCHED_BATCH (`chrt --batch 0`), on the same cores as the servers"
+        } else {
+            "under the default scheduler, on the same cores as the servers"
+        }
     );
     let _ = writeln!(out);
     match results.raw_es256_per_sec {
@@ -744,11 +851,11 @@ fn render(results: &Results) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| database | replicas | route | requests/s | of floor | p50 / p99 | errors | target | met |"
+        "| database | replicas | route | requests/s | of floor | server CPU per request | p50 / p99 | errors | target | met |"
     );
-    let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|:---:|");
+    let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|---:|:---:|");
     for scenario in &results.scenarios {
-        for (route, load) in ROUTES.iter().zip(&scenario.loads) {
+        for ((route, load), cpu) in ROUTES.iter().zip(&scenario.loads).zip(&scenario.cpu_micros) {
             let target = results.target_rps(route);
             let errors = load.non_success + load.socket_errors;
             let floor = match (route.target, results.raw_es256_per_sec) {
@@ -757,9 +864,17 @@ fn render(results: &Results) -> String {
                 }
                 _ => String::new(),
             };
+            let cpu = match (cpu, route.target, results.raw_es256_one_core) {
+                (Some(cpu), Target::ShareOfTwoSignatures(_), Some(one_core)) => format!(
+                    "{cpu:.0} µs ({:.0} % signing)",
+                    2e6 / one_core / cpu * 100.0
+                ),
+                (Some(cpu), _, _) => format!("{cpu:.0} µs"),
+                (None, _, _) => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {floor} | {} / {} | {errors} of {} | ≥ {} | {} |",
+                "| {} | {} | {} | {} | {floor} | {cpu} | {} / {} | {errors} of {} | ≥ {} | {} |",
                 scenario.label,
                 scenario.replicas,
                 route.label,
@@ -833,8 +948,8 @@ mod tests {
     use anyhow::Result;
 
     use super::{
-        Database, Results, ScenarioResults, app_config, misses, parse_raw_rate, parse_vm_rss,
-        render, response_complete, thousands,
+        Database, Results, ScenarioResults, app_config, misses, parse_cpu_ticks, parse_raw_rate,
+        parse_vm_rss, render, response_complete, thousands,
     };
     use crate::wrk;
 
@@ -883,8 +998,17 @@ mod tests {
     fn reads_the_raw_signing_rate() {
         let output = "ES256 signatures (ring), 1 core                20000 in  0.627 s =     31881/s\n\
                       ES256 signatures (ring), all cores             40000 in  1.103 s =     36262/s\n";
-        assert_eq!(parse_raw_rate(output), Some(36262.0));
-        assert_eq!(parse_raw_rate("nothing\n"), None);
+        assert_eq!(parse_raw_rate(output, "all cores"), Some(36262.0));
+        assert_eq!(parse_raw_rate(output, "1 core"), Some(31881.0));
+        assert_eq!(parse_raw_rate("nothing\n", "all cores"), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_after_the_command_name() {
+        let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 1433 0 0 0 \
+                    731 129 0 0 20 0 3 0 123 0 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(860));
+        assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
     }
 
     #[test]
@@ -901,22 +1025,29 @@ mod tests {
                 rss_idle_kib: 9 * 1024,
                 rss_after_kib: 30 * 1024,
                 loads: vec![load.clone(), load.clone(), load],
+                cpu_micros: vec![Some(80.0), Some(12.0), None],
             }],
             raw_es256_per_sec: Some(60_000.0),
+            raw_es256_one_core: Some(50_000.0),
+            wrk_batch: true,
             duration_secs: 10,
             commit: "abc1234".to_owned(),
         };
         let report = render(&results);
         assert!(report.contains(
-            "| SQLite (in memory) | 1 | guest refresh | 25,000 | 83 % | 1.00 ms / 3.50 ms | 0 of 250,000 | ≥ 15,000 | yes |"
+            "| SQLite (in memory) | 1 | guest refresh | 25,000 | 83 % | 80 µs (50 % signing) | 1.00 ms / 3.50 ms | 0 of 250,000 | ≥ 15,000 | yes |"
         ), "{report}");
         assert!(
             report.contains(
-                "| JWKS | 25,000 |  | 1.00 ms / 3.50 ms | 0 of 250,000 | ≥ 40,000 | **no** |"
+                "| JWKS | 25,000 |  | 12 µs | 1.00 ms / 3.50 ms | 0 of 250,000 | ≥ 40,000 | **no** |"
             ),
             "{report}"
         );
-        assert!(report.contains("| /start | 25,000 |"), "{report}");
+        assert!(
+            report.contains("| /start | 25,000 |  |  | 1.00 ms"),
+            "{report}"
+        );
+        assert!(report.contains("under SCHED_BATCH"), "{report}");
         assert!(
             report.contains("| SQLite (in memory) | 1 | 40 ms | 9.0 MiB | 30.0 MiB | **no** |"),
             "{report}"
