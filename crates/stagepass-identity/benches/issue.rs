@@ -1,8 +1,9 @@
 //! Token issuing throughput, without an HTTP layer: `cargo bench -p stagepass-identity`.
 //!
-//! Times N issues to 1,000 users (memory stores, then a SQLite file) on one task and spread over
-//! all cores, and 10 N cached JWKS reads, printing operations per second. Set `ISSUE_BENCH_N` to
-//! change N.
+//! Times N issues on one task and spread over all cores, and 10 N cached JWKS reads, printing
+//! operations per second: with memory stores to 1,000 users round robin; with SQLite file stores
+//! to a new user per token (every token writes its user's row) and to one user (a row already
+//! written in the same second is not written again). Set `ISSUE_BENCH_N` to change N.
 //!
 //! It starts with the floor under every token: raw ES256 signatures of a token-sized input with
 //! `ring`, on one core and on all of them. With the argument `--raw-es256` it prints only those
@@ -17,13 +18,14 @@ use std::time::Instant;
 use stagepass_core::{EntityRef, Error, Result, TokenIssuer, TokenParams};
 use stagepass_identity::{SqliteDatabase, TokenFactory};
 
-/// How many distinct users the tokens are issued to, round robin.
+/// How many distinct users the tokens of the memory stores are issued to, round robin.
 const USERS: usize = 1000;
 
-fn params() -> Result<Vec<TokenParams>> {
+/// The token parameters of `users` distinct users.
+fn params(users: usize) -> Result<Vec<TokenParams>> {
     let group =
         EntityRef::new("group", "default", "team-a").map_err(|e| Error::internal(e.to_string()))?;
-    (0..USERS)
+    (0..users)
         .map(|i| {
             let sub = EntityRef::user("default", &format!("user-{i}"))
                 .map_err(|e| Error::internal(e.to_string()))?;
@@ -40,29 +42,34 @@ fn report(what: &str, n: usize, started: Instant) {
     );
 }
 
-async fn sequential(what: &str, factory: &TokenFactory, n: usize) -> Result<()> {
-    let params = params()?;
+async fn sequential(what: &str, factory: &TokenFactory, n: usize, users: usize) -> Result<()> {
+    let params = params(users)?;
     factory.issue_token(params[0].clone()).await?; // creates the key
     let started = Instant::now();
     for i in 0..n {
-        factory.issue_token(params[i % USERS].clone()).await?;
+        factory.issue_token(params[i % users].clone()).await?;
     }
     report(what, n, started);
     Ok(())
 }
 
-async fn concurrent(what: &str, factory: Arc<TokenFactory>, n: usize) -> Result<()> {
-    let params = Arc::new(params()?);
+async fn concurrent(
+    what: &str,
+    factory: Arc<TokenFactory>,
+    n: usize,
+    users: usize,
+) -> Result<()> {
+    let params = Arc::new(params(users)?);
     factory.issue_token(params[0].clone()).await?;
     let tasks = std::thread::available_parallelism().map_or(2, |p| p.get()) * 4;
     let started = Instant::now();
     let handles: Vec<_> = (0..tasks)
-        .map(|_| {
+        .map(|task| {
             let factory = factory.clone();
             let params = params.clone();
             tokio::spawn(async move {
-                for i in 0..n / tasks {
-                    factory.issue_token(params[i % USERS].clone()).await?;
+                for i in (task..n).step_by(tasks) {
+                    factory.issue_token(params[i % users].clone()).await?;
                 }
                 Ok::<_, Error>(())
             })
@@ -71,7 +78,7 @@ async fn concurrent(what: &str, factory: Arc<TokenFactory>, n: usize) -> Result<
     for handle in handles {
         handle.await.map_err(|e| Error::internal(e.to_string()))??;
     }
-    report(what, n / tasks * tasks, started);
+    report(what, n, started);
     Ok(())
 }
 
@@ -139,8 +146,8 @@ async fn main() -> Result<()> {
     let issuer = "http://localhost:7007/api/auth";
 
     let memory = Arc::new(TokenFactory::builder(issuer).build()?);
-    sequential("issue, memory stores, 1 task", &memory, n).await?;
-    concurrent("issue, memory stores, all cores", memory.clone(), n).await?;
+    sequential("issue, memory stores, 1 task", &memory, n, USERS).await?;
+    concurrent("issue, memory stores, all cores", memory.clone(), n, USERS).await?;
     jwks(&memory, n * 10).await?;
 
     let dir = tempfile::tempdir().map_err(|e| Error::internal(e.to_string()))?;
@@ -151,8 +158,9 @@ async fn main() -> Result<()> {
             .user_info_store(Arc::new(db.user_info_store()))
             .build()?,
     );
-    sequential("issue, sqlite file stores, 1 task", &sqlite, n).await?;
-    concurrent("issue, sqlite file stores, all cores", sqlite, n).await?;
+    sequential("issue, sqlite file, 1 task, new user each", &sqlite, n, n).await?;
+    concurrent("issue, sqlite file, all cores, new user each", sqlite.clone(), n, n).await?;
+    concurrent("issue, sqlite file, all cores, one user", sqlite, n, 1).await?;
     db.close().await;
     Ok(())
 }
