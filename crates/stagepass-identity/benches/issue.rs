@@ -53,12 +53,7 @@ async fn sequential(what: &str, factory: &TokenFactory, n: usize, users: usize) 
     Ok(())
 }
 
-async fn concurrent(
-    what: &str,
-    factory: Arc<TokenFactory>,
-    n: usize,
-    users: usize,
-) -> Result<()> {
+async fn concurrent(what: &str, factory: Arc<TokenFactory>, n: usize, users: usize) -> Result<()> {
     let params = Arc::new(params(users)?);
     factory.issue_token(params[0].clone()).await?;
     let tasks = std::thread::available_parallelism().map_or(2, |p| p.get()) * 4;
@@ -159,7 +154,13 @@ async fn main() -> Result<()> {
             .build()?,
     );
     sequential("issue, sqlite file, 1 task, new user each", &sqlite, n, n).await?;
-    concurrent("issue, sqlite file, all cores, new user each", sqlite.clone(), n, n).await?;
+    concurrent(
+        "issue, sqlite file, all cores, new user each",
+        sqlite.clone(),
+        n,
+        n,
+    )
+    .await?;
     concurrent("issue, sqlite file, all cores, one user", sqlite, n, 1).await?;
     db.close().await;
     Ok(())
