@@ -97,6 +97,10 @@ impl UpsertQueue {
     pub(crate) async fn upsert(&self, user_entity_ref: &str, user_info: &Value) -> Result<()> {
         let json = serde_json::to_string(user_info)
             .map_err(|e| Error::internal(format!("failed to serialize user info: {e}")))?;
+        let stopped = || Error::service_unavailable("the user info writer has stopped");
+        // A place in the queue first: from here on nothing awaits until the upsert is queued,
+        // so a caller that goes away cannot leave `queued` counting an upsert never sent.
+        let permit = self.sender.reserve().await.map_err(|_| stopped())?;
         {
             let mut written = lock(&self.written);
             if let Some(row) = written.get_mut(user_entity_ref) {
@@ -115,25 +119,16 @@ impl UpsertQueue {
             }
         }
         let (done, committed) = oneshot::channel();
-        let stopped = || Error::service_unavailable("the user info writer has stopped");
-        let sent = self
-            .sender
-            .send(Pending {
-                user_entity_ref: user_entity_ref.to_owned(),
-                json,
-                done,
-            })
-            .await;
-        if sent.is_err() {
-            if let Some(row) = lock(&self.written).get_mut(user_entity_ref) {
-                row.queued = row.queued.saturating_sub(1);
-            }
-            return Err(stopped());
-        }
+        permit.send(Pending {
+            user_entity_ref: user_entity_ref.to_owned(),
+            json,
+            done,
+        });
         committed.await.map_err(|_| stopped())?
     }
 }
 
+/// Locks `written`; a panic while it was held leaves nothing half-done worth refusing.
 fn lock(written: &Written) -> std::sync::MutexGuard<'_, HashMap<String, UserRow>> {
     written.lock().unwrap_or_else(PoisonError::into_inner)
 }
