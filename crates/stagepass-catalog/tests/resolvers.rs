@@ -333,3 +333,101 @@ async fn resolvers_use_transitive_ownership_when_asked() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_email_is_split_at_its_only_at_sign() {
+    // jane@example.com is in the catalog; an address naming two domains is nobody's
+    for email in ["jane@evil.test@example.com", "jane@example.com@example.com"] {
+        for resolver in [
+            Arc::new(EmailLocalPartMatchingUserEntityName {
+                allowed_domains: Some(vec!["example.com".into()]),
+                ..Default::default()
+            }) as Arc<dyn SignInResolver>,
+            Arc::new(EmailMatchingUserEntityProfileEmail {
+                allowed_domains: Some(vec!["example.com".into()]),
+                missing_user: MissingUser::DangerouslyAllow,
+            }),
+            annotation_resolver(),
+        ] {
+            let err = resolve(resolver.as_ref(), &with_email(email))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (err.status(), err.name()),
+                (403, "NotAllowedError"),
+                "{email}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn unverified_emails_do_not_sign_in() {
+    let mut info = with_email("jane@example.com");
+    info.attributes
+        .insert("email_verified".to_owned(), json!(false));
+    let chain = SignInResolverChain::new(vec![
+        annotation_resolver(),
+        Arc::new(EmailMatchingUserEntityProfileEmail::default()),
+        Arc::new(EmailLocalPartMatchingUserEntityName::default()),
+    ]);
+    let err = resolve(&chain, &info).await.unwrap_err();
+    assert_eq!((err.status(), err.name()), (403, "NotAllowedError"));
+    info.attributes
+        .insert("email_verified".to_owned(), json!(true));
+    let token = resolve(&chain, &info).await.unwrap();
+    assert_eq!(identity(&token), jane());
+}
+
+#[tokio::test]
+async fn claimed_names_must_be_entity_names() {
+    let dangerous_local = EmailLocalPartMatchingUserEntityName {
+        missing_user: MissingUser::DangerouslyAllow,
+        ..Default::default()
+    };
+    let dangerous_profile = EmailMatchingUserEntityProfileEmail {
+        missing_user: MissingUser::DangerouslyAllow,
+        ..Default::default()
+    };
+    for email in ["group:default/admins@x", "../x@x", "admin\u{200b}@x"] {
+        for resolver in [
+            &dangerous_local as &dyn SignInResolver,
+            &dangerous_profile as &dyn SignInResolver,
+        ] {
+            let err = resolve(resolver, &with_email(email)).await.unwrap_err();
+            assert_eq!(
+                (err.status(), err.name()),
+                (403, "NotAllowedError"),
+                "{email}"
+            );
+        }
+    }
+    let dangerous_name = UsernameMatchingUserEntityName {
+        attribute: "username".into(),
+        missing_user: MissingUser::DangerouslyAllow,
+    };
+    for name in [
+        "group:default/admins",
+        "../bob",
+        "bob\u{200b}",
+        "bob@example.com",
+    ] {
+        let err = resolve(&dangerous_name, &with_attribute("username", name))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 403, "{name}");
+    }
+    // without the fallback, such a name matches nobody and the chain goes on
+    let chain = SignInResolverChain::new(vec![
+        Arc::new(UsernameMatchingUserEntityName {
+            attribute: "username".into(),
+            missing_user: MissingUser::Reject,
+        }),
+        Arc::new(EmailMatchingUserEntityProfileEmail::default()),
+    ]);
+    let mut info = with_email("jane@example.com");
+    info.attributes
+        .insert("username".to_owned(), json!("jane@example.com"));
+    let token = resolve(&chain, &info).await.unwrap();
+    assert_eq!(identity(&token), jane());
+}

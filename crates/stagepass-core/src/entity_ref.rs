@@ -8,6 +8,63 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The namespace used when a reference names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+/// The longest kind, namespace or name Backstage accepts.
+const MAX_PART_LEN: usize = 63;
+
+/// Whether `name` is a valid entity name by Backstage's default rules
+/// (`makeValidator().isValidEntityName` of `@backstage/catalog-model`): 1 to 63 ASCII letters,
+/// digits, `-`, `_` and `.`, starting and ending with a letter or digit.
+///
+/// Names the catalog holds always pass; names taken from an identity provider must pass before
+/// they become part of a token (a `/`, `:`, `@`, whitespace or any non-ASCII character fails).
+///
+/// ```
+/// use stagepass_core::is_valid_entity_name;
+///
+/// assert!(is_valid_entity_name("jane.doe"));
+/// assert!(!is_valid_entity_name("group:default/admins"));
+/// assert!(!is_valid_entity_name("admin\u{200b}"));
+/// ```
+pub fn is_valid_entity_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=MAX_PART_LEN).contains(&bytes.len())
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Whether `namespace` is a valid namespace by Backstage's default rules (`isValidNamespace`, a
+/// DNS label): 1 to 63 lower-case ASCII letters, digits and `-`, starting and ending with a
+/// letter or digit.
+pub fn is_valid_namespace(namespace: &str) -> bool {
+    let bytes = namespace.as_bytes();
+    (1..=MAX_PART_LEN).contains(&bytes.len())
+        && bytes.first().is_some_and(is_lower_alphanumeric)
+        && bytes.last().is_some_and(is_lower_alphanumeric)
+        && bytes.iter().all(|b| is_lower_alphanumeric(b) || *b == b'-')
+}
+
+/// Whether `kind` is a valid kind by Backstage's default rules (`isValidKind`): 1 to 63 ASCII
+/// letters and digits, starting with a letter.
+pub fn is_valid_kind(kind: &str) -> bool {
+    let bytes = kind.as_bytes();
+    (1..=MAX_PART_LEN).contains(&bytes.len())
+        && bytes.first().is_some_and(u8::is_ascii_alphabetic)
+        && bytes.iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// Whether `domain` is a DNS name by Backstage's rules (`isValidDnsSubdomain`): at most 253
+/// bytes of dot-separated [`is_valid_namespace`] labels.
+pub(crate) fn is_valid_dns_subdomain(domain: &str) -> bool {
+    (1..=253).contains(&domain.len()) && domain.split('.').all(is_valid_namespace)
+}
+
+fn is_lower_alphanumeric(b: &u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
 /// A reference to a catalog entity, printed as `kind:namespace/name`.
 ///
 /// Parsing follows Backstage's rules: the full form is `[<kind>:][<namespace>/]<name>`; a `/`
@@ -90,6 +147,15 @@ impl EntityRef {
     /// A `User` reference in the given namespace.
     pub fn user(namespace: &str, name: &str) -> Result<Self, EntityRefError> {
         Self::new("user", namespace, name)
+    }
+
+    /// Whether the kind, namespace and name follow Backstage's rules ([`is_valid_kind`],
+    /// [`is_valid_namespace`] and [`is_valid_entity_name`]), comparing the kind and namespace
+    /// without regard to ASCII case as references do.
+    pub fn is_valid(&self) -> bool {
+        is_valid_kind(&self.kind)
+            && is_valid_namespace(&self.namespace.to_ascii_lowercase())
+            && is_valid_entity_name(&self.name)
     }
 
     /// The kind, as written (`user`, `group`, …).
@@ -220,10 +286,93 @@ mod tests {
         assert_eq!(a.normalized().to_string(), "user:default/Jane");
     }
 
+    #[test]
+    fn entity_names_follow_backstage() {
+        for good in [
+            "a", "jane", "Jane.Doe", "a-b_c.d", "a--b", "a..b", "0", "x9",
+        ] {
+            assert!(is_valid_entity_name(good), "{good:?}");
+        }
+        let long = "a".repeat(64);
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            ".a",
+            "a.",
+            "_",
+            "..",
+            "../x",
+            "a/b",
+            "a:b",
+            "a@b",
+            "a b",
+            "admin\u{200b}",
+            "j\u{e4}ne",
+            "group:default/admins",
+            long.as_str(),
+        ] {
+            assert!(!is_valid_entity_name(bad), "{bad:?}");
+        }
+        assert!(is_valid_entity_name(&long[..63]));
+    }
+
+    #[test]
+    fn namespaces_and_kinds_follow_backstage() {
+        for good in ["default", "a", "team-a", "a--b", "0x"] {
+            assert!(is_valid_namespace(good), "{good:?}");
+        }
+        for bad in ["", "Default", "-a", "a-", "a_b", "a.b", "a/b"] {
+            assert!(!is_valid_namespace(bad), "{bad:?}");
+        }
+        for good in ["User", "group", "API", "x1"] {
+            assert!(is_valid_kind(good), "{good:?}");
+        }
+        for bad in ["", "1x", "us-er", "us:er", "us er"] {
+            assert!(!is_valid_kind(bad), "{bad:?}");
+        }
+        assert!("User:Default/jane".parse::<EntityRef>().unwrap().is_valid());
+        assert!(!"user:default/a@b".parse::<EntityRef>().unwrap().is_valid());
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
         #[test]
         fn parse_never_panics(s in "\\PC*") {
             let _ = EntityRef::parse_with_defaults(&s, Some("user"), None);
+        }
+
+        #[test]
+        fn parsed_parts_never_hold_the_separators_before_them(s in "[a-z:/@.]{0,12}|\\PC{0,24}") {
+            if let Ok(r) = EntityRef::parse_with_defaults(&s, Some("user"), None) {
+                prop_assert!(!r.kind().contains([':', '/']) && !r.namespace().contains('/'));
+                prop_assert!(!r.kind().is_empty() && !r.namespace().is_empty());
+                prop_assert!(!r.name().is_empty());
+                let _ = r.is_valid();
+            }
+        }
+
+        #[test]
+        fn accepted_names_follow_the_rule(s in "[a-zA-Z0-9._-]{0,70}|\\PC{0,70}") {
+            if is_valid_entity_name(&s) {
+                prop_assert!((1..=63).contains(&s.len()));
+                prop_assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+                let (first, last) = (s.as_bytes()[0], s.as_bytes()[s.len() - 1]);
+                prop_assert!(first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric());
+            }
+        }
+
+        #[test]
+        fn names_with_separators_whitespace_or_non_ascii_are_refused(
+            before in "[a-z0-9]{0,10}",
+            bad in "[/:@ \t\n]|[^\\x00-\\x7f]",
+            after in "[a-z0-9]{0,10}",
+        ) {
+            let name = format!("{before}{bad}{after}");
+            prop_assert!(!is_valid_entity_name(&name));
+            prop_assert!(!is_valid_namespace(&name));
+            prop_assert!(!is_valid_kind(&name));
         }
 
         #[test]

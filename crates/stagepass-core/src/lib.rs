@@ -56,6 +56,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod directory;
+mod email;
 mod entity_ref;
 mod ephemeral;
 mod error;
@@ -67,7 +68,11 @@ mod strategy;
 mod token;
 
 pub use directory::{InMemoryDirectory, user_entity};
-pub use entity_ref::{DEFAULT_NAMESPACE, EntityRef, EntityRefError};
+pub use email::{EmailAddress, EmailAddressError, MAX_EMAIL_LEN};
+pub use entity_ref::{
+    DEFAULT_NAMESPACE, EntityRef, EntityRefError, is_valid_entity_name, is_valid_kind,
+    is_valid_namespace,
+};
 pub use ephemeral::{EphemeralStore, MemoryEphemeralStore};
 pub use error::{Error, ErrorKind, Result};
 pub use profile::{

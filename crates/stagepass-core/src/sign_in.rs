@@ -23,6 +23,23 @@ impl SignInInfo {
     pub fn attribute_str(&self, name: &str) -> Option<&str> {
         self.attributes.get(name).and_then(Value::as_str)
     }
+
+    /// What the identity provider says about the e-mail address: the
+    /// [`EMAIL_VERIFIED_ATTRIBUTE`](crate::resolvers::EMAIL_VERIFIED_ATTRIBUTE) attribute, `None`
+    /// when absent or `null` (many providers do not send it). The strings `"true"` and
+    /// `"false"`, which some providers send instead of booleans, count as such; any other value
+    /// counts as not verified.
+    pub fn email_verified(&self) -> Option<bool> {
+        match self
+            .attributes
+            .get(crate::resolvers::EMAIL_VERIFIED_ATTRIBUTE)?
+        {
+            Value::Null => None,
+            Value::Bool(verified) => Some(*verified),
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+            _ => Some(false),
+        }
+    }
 }
 
 /// The parameters of a Backstage token.
@@ -133,6 +150,12 @@ pub trait AuthResolverContext: Send + Sync {
 
     /// Finds the user, works out its ownership and issues its token. When the user is not
     /// found and `fallback` is given, issues a token for `fallback` owning only itself.
+    ///
+    /// A fallback is made of what the identity provider says, so it must follow Backstage's
+    /// rules ([`EntityRef::is_valid`]), except that its name may also be an e-mail address
+    /// whose local part is a valid name and whose domain is a DNS name, as Backstage's e-mail
+    /// resolvers make it ([`crate::EmailAddress::is_valid_as_entity_name`]); any other fallback
+    /// is refused with `NotAllowedError`.
     async fn sign_in_with_catalog_user(
         &self,
         query: &UserQuery,
@@ -146,6 +169,7 @@ pub trait AuthResolverContext: Send + Sync {
             }
             Err(err) if err.is_not_found() => match fallback {
                 Some(fallback) => {
+                    crate::resolvers::check_fallback_ref(fallback)?;
                     self.issue_token(TokenParams::new(fallback.clone(), vec![fallback.clone()]))
                         .await
                 }

@@ -5,10 +5,10 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use stagepass_core::resolvers::{MissingUser, UsernameMatchingUserEntityName};
+use stagepass_core::resolvers::{MissingUser, UsernameMatchingUserEntityName, user_ref_from_claim};
 use stagepass_core::{
-    AuthResolverContext, DEFAULT_NAMESPACE, EntityRef, Error, IssuedToken, Result, SignInInfo,
-    SignInResolver, TokenParams, UserEntity, UserQuery,
+    AuthResolverContext, Error, IssuedToken, Result, SignInInfo, SignInResolver, TokenParams,
+    UserEntity, UserQuery,
 };
 
 use crate::profile::{NODE_ID_ATTRIBUTE, USERNAME_ATTRIBUTE};
@@ -44,7 +44,8 @@ pub fn user_id_matching_user_entity_annotation(
 ///
 /// The annotation must match exactly (catalog filters may compare case-insensitively; node
 /// ids are case-sensitive). With [`MissingUser::DangerouslyAllow`] a user without a catalog
-/// entity signs in as `user:default/<login>` (a node id is not a valid entity name).
+/// entity signs in as `user:default/<login>` (a node id is not a valid entity name); a login
+/// that is not a valid entity name refuses the sign-in with `NotAllowedError`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UserIdMatchingUserEntityAnnotation {
     /// What to do when no user matches.
@@ -94,9 +95,9 @@ impl SignInResolver for UserIdMatchingUserEntityAnnotation {
                     .ok_or_else(|| {
                         Error::input("Login failed, user profile does not contain a username")
                     })?;
-                let user = EntityRef::user(DEFAULT_NAMESPACE, login).map_err(|_| {
-                    Error::input("Login failed, the username is not a valid entity name")
-                })?;
+                // The login comes from GitHub: it becomes the `sub` only if it is a valid
+                // entity name.
+                let user = user_ref_from_claim(login)?;
                 ctx.issue_token(TokenParams::new(user.clone(), vec![user]))
                     .await
             }
@@ -109,7 +110,9 @@ mod tests {
     use std::sync::Arc;
 
     use serde_json::json;
-    use stagepass_core::{BackstageToken, BackstageUserIdentity, InMemoryDirectory, UserDirectory};
+    use stagepass_core::{
+        BackstageToken, BackstageUserIdentity, EntityRef, InMemoryDirectory, UserDirectory,
+    };
     use time::OffsetDateTime;
 
     use super::*;
@@ -198,6 +201,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(user_ref(&token), "user:default/newcomer");
+    }
+
+    #[tokio::test]
+    async fn logins_that_are_not_entity_names_never_become_a_sub() {
+        let ctx = ctx();
+        let allow = user_id_matching_user_entity_annotation(MissingUser::DangerouslyAllow);
+        for login in ["group:default/admins", "../mona", "mona\u{200b}", "a b"] {
+            let err = allow
+                .resolve(&info(login, Some("MDQ6VXNlcjk5")), &ctx)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (err.status(), err.name()),
+                (403, "NotAllowedError"),
+                "{login}"
+            );
+            let err = username_matching_user_entity_name(MissingUser::DangerouslyAllow)
+                .resolve(&info(login, None), &ctx)
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), 403, "{login}");
+        }
     }
 
     #[tokio::test]

@@ -10,9 +10,13 @@ pub const NAME_ID_ATTRIBUTE: &str = "nameID";
 
 /// `nameIdMatchingUserEntityName`: the catalog user named like the assertion's `NameID`
 /// (`user:default/<NameID>`), as Backstage's SAML provider does. A `NameID` that is not a valid
-/// entity name (an e-mail address, say) fails the sign-in: use an e-mail resolver then.
+/// entity name ([`stagepass_core::is_valid_entity_name`]; an e-mail address, say) matches no
+/// user, so the next resolver of the chain decides: put an e-mail resolver after this one for
+/// such identity providers.
 ///
-/// `missing` is Backstage's `dangerouslyAllowSignInWithoutUserInCatalog`.
+/// `missing` is Backstage's `dangerouslyAllowSignInWithoutUserInCatalog`; with it, a `NameID`
+/// that is not a valid entity name refuses the sign-in with `NotAllowedError` instead of
+/// becoming a token's `sub`.
 pub fn name_id_matching_user_entity_name(missing: MissingUser) -> UsernameMatchingUserEntityName {
     UsernameMatchingUserEntityName {
         attribute: NAME_ID_ATTRIBUTE.to_owned(),

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use stagepass_axum::AuthBackend;
 use stagepass_core::{
-    AuthResolverContext, Authenticated, EntityRef, Error, IssuedToken, ProfileInfo,
-    ProxyAuthenticator, ProxyRequest, Result, SignInInfo, SignInResolver, UserQuery,
+    AuthResolverContext, Authenticated, Error, IssuedToken, ProfileInfo, ProxyAuthenticator,
+    ProxyRequest, Result, SignInInfo, SignInResolver, UserQuery,
 };
 use stagepass_identity::{MemoryKeyStore, MemoryUserInfoStore, TokenFactory};
 
@@ -70,14 +70,12 @@ impl SignInResolver for EmailLocalPartResolver {
         info: &SignInInfo,
         ctx: &dyn AuthResolverContext,
     ) -> Result<IssuedToken> {
-        let email = info
-            .profile
-            .email
-            .as_deref()
-            .ok_or_else(|| Error::not_found("profile has no e-mail address"))?;
-        let local = email.split('@').next().unwrap_or_default();
-        let user = EntityRef::user("default", local)
-            .map_err(|_| Error::input("e-mail local part is not a valid user name"))?;
+        if info.profile.email.is_none() {
+            return Err(Error::not_found("profile has no e-mail address"));
+        }
+        // One parse: exactly one `@`; the local part must be a valid entity name.
+        let email = stagepass_core::resolvers::profile_email(info)?;
+        let user = stagepass_core::resolvers::user_ref_from_claim(email.local_part())?;
         ctx.sign_in_with_catalog_user(&UserQuery::EntityRef(user.clone()), Some(&user))
             .await
     }

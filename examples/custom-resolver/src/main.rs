@@ -46,7 +46,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use stagepass_axum::AuthBackend;
 use stagepass_catalog::{DEFAULT_RELOAD_INTERVAL, LocalCatalog};
-use stagepass_core::resolvers::EmailMatchingUserEntityProfileEmail;
+use stagepass_core::resolvers::{self, EmailMatchingUserEntityProfileEmail};
 use stagepass_core::{
     AuthResolverContext, Authenticated, EntityRef, Error, IssuedToken, ProfileInfo,
     ProxyAuthenticator, ProxyRequest, Result, SignInInfo, SignInResolver, SignInResolverChain,
@@ -71,13 +71,9 @@ impl SignInResolver for CorpEmailResolver {
         info: &SignInInfo,
         ctx: &dyn AuthResolverContext,
     ) -> Result<IssuedToken> {
-        let email =
-            info.profile.email.as_deref().ok_or_else(|| {
-                Error::input("Login failed, user profile does not contain an email")
-            })?;
-        let (local, domain) = email
-            .rsplit_once('@')
-            .ok_or_else(|| Error::input("Login failed, the email has no domain"))?;
+        // One parse for every check: exactly one `@`, and `email_verified: false` refused.
+        let email = resolvers::profile_email(info)?;
+        let (local, domain) = (email.local_part(), email.domain());
         if !self
             .allowed_domains
             .iter()
@@ -88,7 +84,7 @@ impl SignInResolver for CorpEmailResolver {
                 "Sign-in user email is not from an allowed domain",
             ));
         }
-        let query = UserQuery::annotation(self.annotation.clone(), email);
+        let query = UserQuery::annotation(self.annotation.clone(), email.to_string());
         match ctx.find_catalog_user(&query).await {
             Ok(user) => {
                 let ent = ctx.resolve_ownership_entity_refs(&user).await?;
@@ -97,8 +93,8 @@ impl SignInResolver for CorpEmailResolver {
             }
             Err(err) if err.is_not_found() => match &self.fallback_group {
                 Some(group) => {
-                    let user = EntityRef::user("default", local)
-                        .map_err(|_| Error::input("Login failed, invalid e-mail local part"))?;
+                    // The local part becomes the `sub` only if it is a valid entity name.
+                    let user = resolvers::user_ref_from_claim(local)?;
                     let ent = vec![user.clone(), group.clone()];
                     ctx.issue_token(TokenParams::new(user, ent)).await
                 }
