@@ -1,15 +1,15 @@
 //! ID-token validation outside a login, for `benches/id_token.rs` (the private `_bench`
 //! feature). Not a stable API.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use stagepass_core::{ClientSecret, Result};
+use stagepass_core::{ClientSecret, Result, SystemClock};
 use time::OffsetDateTime;
 use url::Url;
 
 use super::id_token::{IdTokenValidator, NonceCheck};
-use super::jwks::JwksCache;
+use super::key_cache::{FetchedKeys, JwksCache, MAX_MAX_AGE};
 use super::signature::JwsAlgorithm;
 use crate::http::HttpClient;
 
@@ -31,8 +31,9 @@ impl std::fmt::Debug for IdTokenBench {
 }
 
 impl IdTokenBench {
-    /// A validator for `issuer` and `client_id`, with the key set `jwks_json` (never
-    /// re-fetched) and the ID token algorithm `alg`.
+    /// A validator for `issuer` and `client_id`, with the key set `jwks_json` (kept for a day;
+    /// a token it does not verify fails after a re-fetch from a closed port) and the ID token
+    /// algorithm `alg`.
     pub fn new(
         issuer: &str,
         client_id: &str,
@@ -42,6 +43,10 @@ impl IdTokenBench {
     ) -> std::result::Result<Self, String> {
         let alg = JwsAlgorithm::from_name(alg).ok_or("unsupported algorithm")?;
         let keys = serde_json::from_str(jwks_json).map_err(|e| format!("bad key set: {e}"))?;
+        let fetched = FetchedKeys {
+            keys,
+            max_age: MAX_MAX_AGE,
+        };
         let http = HttpClient::new().map_err(|e| e.to_string())?;
         let uri = Url::parse("http://127.0.0.1:9/jwks").map_err(|e| e.to_string())?;
         Ok(Self {
@@ -49,7 +54,7 @@ impl IdTokenBench {
             client_id: client_id.to_owned(),
             client_secret,
             alg,
-            jwks: JwksCache::new(uri, http, Duration::MAX, keys),
+            jwks: JwksCache::new(uri, http, Arc::new(SystemClock), fetched),
         })
     }
 

@@ -3,6 +3,7 @@
 //! break sign-in until a restart.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,60 @@ impl DiscoverySource {
     }
 }
 
+/// Whether `url` may be used to talk to an identity provider: `https`, or `http` to a loopback
+/// host (`localhost`, 127.0.0.0/8, `::1`) for development. Anything else would let a network
+/// attacker read or change what stagepass sends and receives (keys, tokens, the code).
+pub(crate) fn is_https_or_loopback(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// The URL's scheme and host, for messages.
+fn origin_of(url: &Url) -> String {
+    match url.host_str() {
+        Some(host) => format!("{}://{host}", url.scheme()),
+        None => format!("{}:", url.scheme()),
+    }
+}
+
+impl ProviderMetadata {
+    /// Checks that every endpoint is an `https` URL, or `http` on a loopback host; the error
+    /// names the first member that is not.
+    fn check_schemes(&self) -> Result<(), String> {
+        let issuer = Url::parse(&self.issuer)
+            .map_err(|_| format!("the issuer {:?} is not a URL", self.issuer))?;
+        let endpoints = [
+            ("issuer", Some(&issuer)),
+            ("authorization_endpoint", Some(&self.authorization_endpoint)),
+            ("token_endpoint", self.token_endpoint.as_ref()),
+            ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
+            ("jwks_uri", Some(&self.jwks_uri)),
+            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
+            ("end_session_endpoint", self.end_session_endpoint.as_ref()),
+        ];
+        for (field, url) in endpoints {
+            if let Some(url) = url
+                && !is_https_or_loopback(url)
+            {
+                return Err(format!(
+                    "the discovery document's {field} ({}) is not an https URL \
+                     (plain http is allowed for loopback hosts only)",
+                    origin_of(url)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Fetches and checks the discovery document.
 pub(crate) async fn fetch_metadata(
     http: &HttpClient,
@@ -112,10 +167,10 @@ pub(crate) async fn fetch_metadata(
             source.expected_issuer, metadata.issuer
         ));
     }
-    // ID tokens are checked against this issuer, which must be a URL (Discovery section 3)
-    if Url::parse(&metadata.issuer).is_err() {
-        return Err(format!("the issuer {:?} is not a URL", metadata.issuer));
-    }
+    // ID tokens are checked against this issuer, which must be a URL (Discovery section 3),
+    // and every endpoint must be https (Discovery section 3 says so for the issuer, the
+    // authorization endpoint and the token endpoint; the others carry tokens or keys too).
+    metadata.check_schemes()?;
     if metadata.token_endpoint.is_none() {
         return Err("the discovery document has no token_endpoint".to_owned());
     }
@@ -138,11 +193,18 @@ impl Default for Backoff {
     }
 }
 
+/// The longest wait between two attempts, whatever the backoff says.
+const MAX_BACKOFF: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl Backoff {
-    /// The wait after the `failures`-th failure in a row (1-based): initial, 2×, 4×, … up to max.
+    /// The wait after the `failures`-th failure in a row (1-based): initial, 2×, 4×, … up to max
+    /// (and never more than a day).
     pub(crate) fn delay(&self, failures: u32) -> Duration {
         let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(31));
-        self.initial.saturating_mul(factor).min(self.max)
+        self.initial
+            .saturating_mul(factor)
+            .min(self.max)
+            .min(MAX_BACKOFF)
     }
 }
 
@@ -254,7 +316,12 @@ impl<T: Clone> RetryCell<T> {
                 let error = self.unavailable(Some(&reason));
                 *state = CellState::Pending {
                     failures,
-                    next_attempt: Some(Instant::now() + delay),
+                    // a day from now always fits in an `Instant`; if it did not, retry now
+                    next_attempt: Some(
+                        Instant::now()
+                            .checked_add(delay)
+                            .unwrap_or_else(Instant::now),
+                    ),
                     last_error: Some(reason),
                 };
                 Err(error)
@@ -304,6 +371,37 @@ mod tests {
     }
 
     #[test]
+    fn only_https_or_loopback_http_urls_are_accepted() {
+        for ok in [
+            "https://idp.example/x",
+            "https://127.0.0.1/x",
+            "http://localhost:8080/x",
+            "http://LOCALHOST/x",
+            "http://127.0.0.1:5556/dex",
+            "http://127.255.0.9/x",
+            "http://[::1]:8080/x",
+        ] {
+            assert!(is_https_or_loopback(&Url::parse(ok).unwrap()), "{ok}");
+        }
+        for refused in [
+            "http://idp.example/x",
+            "http://10.0.0.1/x",
+            "http://[::ffff:7f00:1]/x",
+            "http://localhost.evil.example/x",
+            "http://127.0.0.1.nip.io/x",
+            "ftp://localhost/x",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "file:///etc/passwd",
+        ] {
+            assert!(
+                !is_https_or_loopback(&Url::parse(refused).unwrap()),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
     fn backoff_doubles_up_to_the_max() {
         let backoff = Backoff::default();
         assert_eq!(backoff.delay(1), Duration::from_secs(1));
@@ -311,6 +409,12 @@ mod tests {
         assert_eq!(backoff.delay(3), Duration::from_secs(4));
         assert_eq!(backoff.delay(7), Duration::from_secs(60));
         assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(60));
+        let unbounded = Backoff {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+        };
+        assert_eq!(unbounded.delay(1), MAX_BACKOFF);
+        assert_eq!(unbounded.delay(u32::MAX), MAX_BACKOFF);
     }
 
     #[tokio::test]
@@ -347,5 +451,20 @@ mod tests {
         assert_eq!(cell.get_or_try(|| async { Ok(7) }).await.unwrap(), 7);
         assert_eq!(cell.get_or_try(|| async { Ok(8) }).await.unwrap(), 7);
         assert_eq!(cell.next_attempt(), None);
+
+        // a backoff too long for an `Instant` is a day, not a panic
+        let cell = RetryCell::<u32>::new(
+            Backoff {
+                initial: Duration::MAX,
+                max: Duration::MAX,
+            },
+            "discovery",
+        );
+        assert!(
+            cell.get_or_try(|| async { Err("down".to_owned()) })
+                .await
+                .is_err()
+        );
+        assert!(matches!(cell.next_attempt(), Some(Some(_))));
     }
 }

@@ -1,6 +1,6 @@
 //! ID token validation (OpenID Connect Core 1.0 section 3.1.3.7): the signature with `ring`
 //! (the `signature` module), then the claims with openidconnect's verifier, with a re-fetch of
-//! the identity provider's keys when a token is signed by a key that is not cached.
+//! the identity provider's keys when a token does not verify with the cached ones.
 
 use std::time::SystemTime;
 
@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use stagepass_core::{ClientSecret, Error, Result};
 use time::OffsetDateTime;
 
-use super::jwks::JwksCache;
+use super::key_cache::JwksCache;
 use super::signature::{BASE64URL, Jws, JwsAlgorithm, JwsError, SignatureError, VerifiedJws};
 
 /// How far in the future an ID token's `iat` may be (clocks drift).
@@ -76,7 +76,13 @@ impl IdTokenValidator<'_> {
         Error::authentication(format!("{}, invalid ID token: {detail}", self.prefix))
     }
 
-    /// Validates `raw` with the cached keys, re-fetching them once if no cached key verifies it.
+    /// Validates `raw`, an ID token from the token endpoint, with the cached keys, re-fetching
+    /// them once if they do not verify it.
+    ///
+    /// The token endpoint is the authenticated back channel: nobody but the identity provider
+    /// can put a token there, so a token that does not verify makes the keys be fetched again
+    /// at once, without a cool-down (the number of fetches is bounded by the number of token
+    /// requests). Tokens that reach stagepass through the browser must not come here.
     pub(crate) async fn validate(
         &self,
         raw: &str,
@@ -105,15 +111,14 @@ impl IdTokenValidator<'_> {
         }
 
         // Steps 6 to 8: the signature, with ring.
-        let snapshot = jwks.current();
+        let snapshot = jwks.current().await?;
         let verified = match jws.verify(self.alg, &snapshot.keys, self.client_secret) {
             Ok(verified) => verified,
-            Err(SignatureError::KeyMiss) => {
-                // Keys rotate (OpenID Connect Core 10.1.1): fetch them again, at most once per
-                // cool-down, and try once more.
-                let Some(fresh) = jwks.refetch(snapshot.generation).await? else {
-                    return Err(self.invalid("no key of the identity provider verifies it"));
-                };
+            Err(SignatureError::KeyMiss | SignatureError::BadSignature) if !self.alg.is_hmac() => {
+                // Keys rotate (OpenID Connect Core 10.1.1), to a new kid or under the same one:
+                // fetch them again now and try once more. The new set replaces the old one, so
+                // a key the identity provider removed verifies nothing after this.
+                let fresh = jwks.refetch(&snapshot).await?;
                 jws.verify(self.alg, &fresh.keys, self.client_secret)
                     .map_err(|error| self.invalid(&describe_signature_error(error, self.alg)))?
             }
@@ -144,6 +149,9 @@ impl IdTokenValidator<'_> {
         }
         let claims =
             decode_segment(verified.payload()).ok_or_else(|| self.invalid("malformed claims"))?;
+        // RFC 7519 section 4.1.5: not before `nbf` (openidconnect does not check it).
+        check_not_before(&claims, self.now, self.clock_skew)
+            .map_err(|detail| self.invalid(detail))?;
         Ok(VerifiedIdToken { claims, subject })
     }
 
@@ -200,6 +208,28 @@ impl IdTokenValidator<'_> {
         };
         Ok(checked.map_err(|error| describe(&error)))
     }
+}
+
+/// Checks the `nbf` claim, when there is one: a NumericDate (RFC 7519 section 2) that is not
+/// later than `now` plus the allowed clock skew.
+fn check_not_before(
+    claims: &Map<String, Value>,
+    now: OffsetDateTime,
+    clock_skew: time::Duration,
+) -> Result<(), &'static str> {
+    let Some(nbf) = claims.get("nbf") else {
+        return Ok(());
+    };
+    // Any JSON number converts to a finite f64 (huge integers lose precision only).
+    let nbf = nbf
+        .as_f64()
+        .ok_or("the not-before time (nbf) is not a number")?;
+    let latest = now.saturating_add(clock_skew).unix_timestamp();
+    // a timestamp of `time` (years -9999 to 9999) is exact in an f64
+    if nbf > latest as f64 {
+        return Err("the token is not valid yet (nbf)");
+    }
+    Ok(())
 }
 
 /// A message for a failed claim check. openidconnect's messages carry issuers, audiences and

@@ -6,6 +6,9 @@ pub(crate) mod bench;
 mod discovery;
 mod id_token;
 mod jwks;
+mod key_cache;
+#[cfg(test)]
+mod proptests;
 mod signature;
 mod userinfo;
 
@@ -24,9 +27,11 @@ use stagepass_core::{
 use time::OffsetDateTime;
 use url::Url;
 
-use self::discovery::{Backoff, DiscoverySource, ProviderMetadata, RetryCell, fetch_metadata};
+use self::discovery::{
+    Backoff, DiscoverySource, ProviderMetadata, RetryCell, fetch_metadata, is_https_or_loopback,
+};
 use self::id_token::{IdTokenValidator, NonceCheck, unverified_claims};
-use self::jwks::{DEFAULT_REFETCH_COOLDOWN, JwksCache, fetch_jwks};
+use self::key_cache::{JwksCache, fetch_jwks};
 use self::signature::JwsAlgorithm;
 use self::userinfo::fetch_userinfo;
 use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpClient};
@@ -53,6 +58,16 @@ pub enum BuildError {
     /// The issuer or metadata URL is not an http(s) URL.
     #[error("invalid {field}: {value:?} is not an http(s) URL")]
     InvalidUrl {
+        /// The setting.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The issuer or metadata URL is plain `http` to a host that is not a loopback host.
+    #[error(
+        "invalid {field}: {value:?} must be an https URL (plain http is allowed for loopback hosts only)"
+    )]
+    InsecureUrl {
         /// The setting.
         field: &'static str,
         /// Its value.
@@ -110,7 +125,6 @@ pub struct OidcProviderBuilder {
     reqwest: Option<reqwest::Client>,
     clock: Arc<dyn Clock>,
     clock_skew: Duration,
-    jwks_refetch_cooldown: Duration,
     backoff: Backoff,
     discover_in_background: bool,
     mapper: Arc<dyn ProfileMapper>,
@@ -153,7 +167,6 @@ impl Default for OidcProviderBuilder {
             reqwest: None,
             clock: Arc::new(SystemClock),
             clock_skew: DEFAULT_CLOCK_SKEW,
-            jwks_refetch_cooldown: DEFAULT_REFETCH_COOLDOWN,
             backoff: Backoff::default(),
             discover_in_background: true,
             mapper: Arc::new(StandardClaimsMapper),
@@ -295,16 +308,20 @@ impl OidcProviderBuilder {
         self
     }
 
-    /// How late an ID token may be used after its `exp` (default 60 s).
+    /// How late an ID token may be used after its `exp`, and how early before its `nbf`
+    /// (default 60 s).
     pub fn clock_skew(mut self, skew: Duration) -> Self {
         self.clock_skew = skew;
         self
     }
 
-    /// The shortest time between two re-fetches of the identity provider's keys for a token
-    /// signed by an unknown key (default 5 s).
-    pub fn jwks_refetch_cooldown(mut self, cooldown: Duration) -> Self {
-        self.jwks_refetch_cooldown = cooldown;
+    /// Ignored; kept so that existing builders compile. ID tokens come from the token
+    /// endpoint, where only the identity provider can put them, so a token that does not verify
+    /// with the cached keys makes them be fetched again at once (concurrent callers share one
+    /// fetch), and cached keys expire after the `max-age` of the key set response (at least
+    /// 60 s, at most 24 h, 1 h without one).
+    #[deprecated(note = "ignored: keys are re-fetched at once for a token that does not verify")]
+    pub fn jwks_refetch_cooldown(self, _cooldown: Duration) -> Self {
         self
     }
 
@@ -334,20 +351,18 @@ impl OidcProviderBuilder {
     /// Builds the provider. Makes no request; inside a tokio runtime, discovery starts in the
     /// background.
     pub fn build(self) -> Result<OidcProvider, BuildError> {
-        let source = match self.source.ok_or(BuildError::MissingIssuer)? {
-            Source::Issuer(issuer) => {
-                DiscoverySource::from_issuer(&issuer).ok_or(BuildError::InvalidUrl {
-                    field: "issuer",
-                    value: issuer,
-                })?
-            }
+        let (source, field, value) = match self.source.ok_or(BuildError::MissingIssuer)? {
+            Source::Issuer(issuer) => (DiscoverySource::from_issuer(&issuer), "issuer", issuer),
             Source::MetadataUrl(url) => {
-                DiscoverySource::from_metadata_url(&url).ok_or(BuildError::InvalidUrl {
-                    field: "metadataUrl",
-                    value: url,
-                })?
+                (DiscoverySource::from_metadata_url(&url), "metadataUrl", url)
             }
         };
+        let Some(source) = source else {
+            return Err(BuildError::InvalidUrl { field, value });
+        };
+        if !is_https_or_loopback(&source.metadata_url) {
+            return Err(BuildError::InsecureUrl { field, value });
+        }
         let client_id = self
             .client_id
             .filter(|id| !id.is_empty())
@@ -393,7 +408,6 @@ impl OidcProviderBuilder {
                 clock: self.clock,
                 clock_skew: time::Duration::try_from(self.clock_skew)
                     .unwrap_or(time::Duration::MAX),
-                jwks_refetch_cooldown: self.jwks_refetch_cooldown,
                 mapper: self.mapper,
             },
             source,
@@ -447,7 +461,6 @@ struct Config {
     post_logout_redirect_uri: Option<Url>,
     clock: Arc<dyn Clock>,
     clock_skew: time::Duration,
-    jwks_refetch_cooldown: Duration,
     mapper: Arc<dyn ProfileMapper>,
 }
 
@@ -503,7 +516,7 @@ impl Inner {
         let jwks = JwksCache::new(
             metadata.jwks_uri.clone(),
             self.http.clone(),
-            self.config.jwks_refetch_cooldown,
+            self.config.clock.clone(),
             keys,
         );
         tracing::debug!(issuer = %metadata.issuer, "OpenID Connect discovery done");
@@ -912,6 +925,27 @@ mod tests {
                 ..
             }
         ));
+        // plain http only to loopback hosts
+        assert!(matches!(
+            builder().issuer("http://idp.example").build().unwrap_err(),
+            BuildError::InsecureUrl {
+                field: "issuer",
+                ..
+            }
+        ));
+        assert!(matches!(
+            builder()
+                .metadata_url("http://idp.example/.well-known/openid-configuration")
+                .build()
+                .unwrap_err(),
+            BuildError::InsecureUrl {
+                field: "metadataUrl",
+                ..
+            }
+        ));
+        for loopback in ["http://localhost:8080/realms/x", "http://127.0.0.1:5556"] {
+            assert!(builder().issuer(loopback).build().is_ok(), "{loopback}");
+        }
     }
 
     #[test]

@@ -98,6 +98,11 @@ impl JwsAlgorithm {
         }
     }
 
+    /// Whether the algorithm is an HMAC keyed with the client secret, not a key of the set.
+    pub(crate) fn is_hmac(self) -> bool {
+        matches!(self.scheme(), Scheme::Hmac(_))
+    }
+
     fn scheme(self) -> Scheme {
         match self {
             Self::Rs256 => Scheme::Rsa(&signature::RSA_PKCS1_2048_8192_SHA256),

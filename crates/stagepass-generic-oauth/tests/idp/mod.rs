@@ -1,6 +1,10 @@
 //! An in-process, controllable (and, on demand, hostile) OpenID provider on 127.0.0.1: discovery,
 //! JWKS, token, userinfo, revocation and end-session endpoints. Tests change its behaviour
 //! through [`Idp::with`] and sign whatever ID tokens they like through [`Idp::set_id_token`].
+//!
+//! Several test binaries include this module and each uses part of it.
+
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +50,14 @@ impl TestKey {
             der,
             jwk,
         }
+    }
+
+    /// The same key material under another `kid`.
+    pub(crate) fn renamed(&self, kid: &str) -> Self {
+        let mut key = self.clone();
+        key.kid = kid.to_owned();
+        key.jwk["kid"] = json!(kid);
+        key
     }
 
     /// Signs `claims` with RS256, with `kid` in the header when given.
@@ -153,6 +165,14 @@ pub(crate) struct IdpState {
     pub(crate) client_auth: Vec<&'static str>,
     pub(crate) jwks_fetches: usize,
     pub(crate) discovery_fetches: usize,
+    /// The status of the key set response (default 200).
+    pub(crate) jwks_status: u16,
+    /// The `Cache-Control` of the key set response (default: none).
+    pub(crate) jwks_cache_control: Option<&'static str>,
+    /// Members set on the discovery document after the defaults.
+    pub(crate) discovery_overrides: Map<String, Value>,
+    /// The `expires_in` of token responses (default 3600).
+    pub(crate) expires_in: Value,
     counter: u64,
 }
 
@@ -202,6 +222,10 @@ impl Idp {
             client_auth: Vec::new(),
             jwks_fetches: 0,
             discovery_fetches: 0,
+            jwks_status: 200,
+            jwks_cache_control: None,
+            discovery_overrides: Map::new(),
+            expires_in: json!(3600),
             counter: 0,
         };
         let idp = Self {
@@ -307,17 +331,29 @@ async fn discovery(State(idp): State<Idp>) -> Response {
         if s.advertise_end_session {
             doc["end_session_endpoint"] = json!(format!("{base}/session/end"));
         }
+        for (name, value) in &s.discovery_overrides {
+            doc[name] = value.clone();
+        }
         (s.discovery_status, doc)
     });
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 
 async fn jwks(State(idp): State<Idp>) -> Response {
-    let keys: Vec<Value> = idp.with(|s| {
+    let (keys, status, cache_control): (Vec<Value>, _, _) = idp.with(|s| {
         s.jwks_fetches += 1;
-        s.published.iter().map(|k| k.jwk.clone()).collect()
+        let keys = s.published.iter().map(|k| k.jwk.clone()).collect();
+        (keys, s.jwks_status, s.jwks_cache_control)
     });
-    axum::Json(json!({ "keys": keys })).into_response()
+    let status = StatusCode::from_u16(status).unwrap();
+    let mut response = (status, axum::Json(json!({ "keys": keys }))).into_response();
+    if let Some(value) = cache_control {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static(value),
+        );
+    }
+    response
 }
 
 fn oauth_error(error: &str, description: &str) -> Response {
@@ -438,7 +474,7 @@ async fn token(
         let mut body = json!({
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": 3600,
+            "expires_in": s.expires_in,
             "scope": grant.scope,
         });
         if !refreshing || s.rotate_refresh_tokens {
