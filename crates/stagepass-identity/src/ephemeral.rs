@@ -21,7 +21,7 @@ impl Sweeper {
     pub(crate) fn due(&self, now: OffsetDateTime) -> bool {
         let now = now.unix_timestamp();
         let last = self.last.load(Ordering::Relaxed);
-        now - last >= SWEEP_INTERVAL_SECONDS
+        now.saturating_sub(last) >= SWEEP_INTERVAL_SECONDS
             && self
                 .last
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)

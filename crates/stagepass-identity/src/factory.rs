@@ -39,6 +39,11 @@ const JWKS_CACHE_TTL: Duration = Duration::SECOND;
 /// for the factories of other replicas, 30 seconds for `@backstage/plugin-auth-node`).
 pub const DEFAULT_KEY_PUBLISH_LEAD: Duration = Duration::minutes(1);
 
+/// The longest token lifetime a factory accepts. Backstage's configuration allows 24 hours at
+/// most; this bound keeps every key-rotation time (up to three lifetimes ahead) far inside the
+/// range of dates.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::days(366);
+
 /// How long after a failure to publish the next key it is tried again.
 const NEXT_KEY_RETRY: Duration = Duration::seconds(10);
 
@@ -190,8 +195,8 @@ impl RotatingKeys {
         let expired = current.as_ref().is_none_or(|c| !c.is_current(now));
         if let Some(next) = next.as_ref()
             && expired
-            && now >= next.created_at() + self.publish_lead
-            && now < next.created_at() + lifetime * 2
+            && now >= next.created_at().saturating_add(self.publish_lead)
+            && now < next.created_at().saturating_add(lifetime.saturating_mul(2))
         {
             let mut slot = self.current.write().unwrap_or_else(PoisonError::into_inner);
             *slot = Some(next.clone());
@@ -206,15 +211,21 @@ impl RotatingKeys {
         let Some(current) = current else {
             return Choice::Make;
         };
-        let rotate_at = current.rotate_at().unwrap_or(now + lifetime);
-        let half_way = rotate_at - lifetime / 2;
+        let rotate_at = current
+            .rotate_at()
+            .unwrap_or_else(|| now.saturating_add(lifetime));
+        let half_way = rotate_at.saturating_sub(lifetime / 2);
         if !expired {
             return Choice::Use {
                 prepare: next.is_none() && now >= half_way,
                 key: current,
             };
         }
-        if now < current.created_at() + lifetime * 2 {
+        if now
+            < current
+                .created_at()
+                .saturating_add(lifetime.saturating_mul(2))
+        {
             return Choice::Use {
                 prepare: next.is_none(),
                 key: current,
@@ -243,12 +254,10 @@ impl RotatingKeys {
         }
         // The first key, or the first after a long pause: it signs at once, and verifiers
         // that do not know it yet re-read the key set on its unknown key id.
-        let key = Arc::new(SigningKey::generate(
-            self.algorithm,
-            rng,
-            now,
-            now + lifetime,
-        )?);
+        let rotate_at = now
+            .checked_add(lifetime)
+            .ok_or_else(|| Error::internal("the key rotation time is out of range"))?;
+        let key = Arc::new(SigningKey::generate(self.algorithm, rng, now, rotate_at)?);
         tracing::info!(kid = key.kid(), "created new signing key");
         self.publish(&key, now).await?;
         write(&self.current, Some(key.clone()));
@@ -286,15 +295,16 @@ impl RotatingKeys {
             return;
         };
         if read(&self.next).is_some()
-            || read(&self.next_failed_at).is_some_and(|at| now < at + NEXT_KEY_RETRY)
+            || read(&self.next_failed_at).is_some_and(|at| now < at.saturating_add(NEXT_KEY_RETRY))
         {
             return;
         }
         let takes_over = current
             .rotate_at()
             .unwrap_or(now)
-            .max(now + self.publish_lead);
-        let key = match SigningKey::generate(self.algorithm, rng, now, takes_over + lifetime) {
+            .max(now.saturating_add(self.publish_lead));
+        let retires_at = takes_over.saturating_add(lifetime);
+        let key = match SigningKey::generate(self.algorithm, rng, now, retires_at) {
             Ok(key) => key,
             Err(e) => {
                 tracing::error!(error = %e, "failed to make the next signing key");
@@ -313,6 +323,8 @@ impl RotatingKeys {
 
     fn cached_jwks(&self, now: OffsetDateTime) -> Option<Arc<Jwks>> {
         let jwks = read(&self.jwks)?;
+        // The difference of two dates cannot overflow a `Duration`, whose range is far
+        // wider than that of dates.
         let fresh = jwks.generation == self.generation.load(Ordering::Acquire)
             && now >= jwks.fetched_at
             && now - jwks.fetched_at < JWKS_CACHE_TTL
@@ -342,12 +354,13 @@ impl RotatingKeys {
 
         // Keys are kept for three lifetimes: a token signed at the end of a key's use still
         // verifies until it expires, with one lifetime of grace on top.
-        let grace = lifetime * 3;
+        let grace = lifetime.saturating_mul(3);
         let mut keys = Vec::with_capacity(stored.len());
         let mut expired = Vec::new();
         let mut valid_until: Option<OffsetDateTime> = None;
         for key in stored {
-            let expires_at = key.created_at + grace;
+            // `created_at` comes from the store, which may hold any date.
+            let expires_at = key.created_at.saturating_add(grace);
             if expires_at < now {
                 expired.push(key.kid);
             } else {
@@ -405,9 +418,9 @@ impl fmt::Debug for TokenFactoryBuilder {
 
 impl TokenFactoryBuilder {
     /// The token lifetime (`auth.backstageTokenExpiration`), which is also how long a signing
-    /// key signs. Whole seconds, at least one; the default is one hour. Backstage clamps the
-    /// configured value to 10 minutes … 24 hours; that is the configuration's job, not this
-    /// builder's.
+    /// key signs. Whole seconds, at least one and at most [`MAX_TOKEN_LIFETIME`]; the default is
+    /// one hour. Backstage clamps the configured value to 10 minutes … 24 hours; that is the
+    /// configuration's job, not this builder's.
     #[must_use]
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
@@ -472,7 +485,8 @@ impl TokenFactoryBuilder {
         self
     }
 
-    /// Builds the factory. Fails when the issuer is empty or the lifetime is under a second.
+    /// Builds the factory. Fails when the issuer is empty or the lifetime is under a second or
+    /// over [`MAX_TOKEN_LIFETIME`].
     pub fn build(self) -> Result<TokenFactory> {
         if self.issuer.is_empty() {
             return Err(Error::input("the token issuer must not be empty"));
@@ -482,6 +496,9 @@ impl TokenFactoryBuilder {
             return Err(Error::input(
                 "the token lifetime must be at least one second",
             ));
+        }
+        if lifetime > MAX_TOKEN_LIFETIME {
+            return Err(Error::input("the token lifetime must be at most 366 days"));
         }
         let issuer_json = serde_json::to_string(&self.issuer)
             .map_err(|e| Error::internal(format!("failed to encode the issuer: {e}")))?;
@@ -618,7 +635,9 @@ impl TokenIssuer for TokenFactory {
         let key = self.signing_key(now).await?;
 
         let iat = now.unix_timestamp();
-        let exp = iat + self.lifetime.whole_seconds();
+        let exp = iat
+            .checked_add(self.lifetime.whole_seconds())
+            .ok_or_else(|| Error::internal("token expiry is out of range"))?;
         let expires_at = OffsetDateTime::from_unix_timestamp(exp)
             .map_err(|_| Error::internal("token expiry is out of range"))?;
         let ent: Vec<EntityRef> = params.ownership();

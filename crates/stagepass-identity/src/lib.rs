@@ -96,8 +96,8 @@ mod verify;
 
 pub use algorithm::Algorithm;
 pub use factory::{
-    DEFAULT_KEY_PUBLISH_LEAD, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LENGTH, TokenFactory,
-    TokenFactoryBuilder,
+    DEFAULT_KEY_PUBLISH_LEAD, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LENGTH, MAX_TOKEN_LIFETIME,
+    TokenFactory, TokenFactoryBuilder,
 };
 pub use memory::{MemoryKeyStore, MemoryUserInfoStore};
 #[cfg(feature = "postgres")]

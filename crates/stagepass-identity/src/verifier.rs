@@ -9,6 +9,7 @@ use serde::Deserialize;
 use stagepass_core::{Error, PublicJwk, Result};
 use tokio::sync::{Mutex, RwLock};
 
+use crate::MAX_TOKEN_LENGTH;
 use crate::verify::{VerifiedClaims, token_kid, verify_user_token};
 
 /// The shortest time between two fetches of the JWKS caused by unknown key ids, by default.
@@ -25,7 +26,12 @@ const MAX_JWKS_BYTES: usize = 1 << 20;
 ///
 /// The key set is fetched on first use and cached. A token signed by a key the cache does not
 /// hold (a replica rotated its key) causes one re-fetch, at most once per cooldown, so a flood
-/// of forged `kid`s cannot turn into a flood of requests to the auth backend.
+/// of forged `kid`s cannot turn into a flood of requests to the auth backend. A token longer
+/// than [`MAX_TOKEN_LENGTH`](crate::MAX_TOKEN_LENGTH) is refused before it is decoded, and
+/// never causes a fetch.
+///
+/// The JWKS is fetched without following redirects (a 3xx answer is a failed fetch), and its
+/// body is read up to 1 MiB: a longer one is refused as soon as it passes the limit.
 ///
 /// Cheap to clone: clones share the cache.
 #[derive(Clone)]
@@ -35,12 +41,32 @@ pub struct JwksVerifier {
 
 struct Inner {
     jwks_url: String,
+    /// The `iss` of user tokens: the auth backend's external base URL.
+    issuer: String,
     client: reqwest::Client,
     cooldown: StdDuration,
     /// The cached keys and when they were fetched.
     cache: RwLock<Cache>,
     /// Held while fetching, so that concurrent misses make one request.
     fetching: Mutex<()>,
+}
+
+impl Inner {
+    fn new(
+        jwks_url: String,
+        issuer: String,
+        client: reqwest::Client,
+        cooldown: StdDuration,
+    ) -> Self {
+        Self {
+            jwks_url,
+            issuer,
+            client,
+            cooldown,
+            cache: RwLock::new(Cache::default()),
+            fetching: Mutex::new(()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -56,6 +82,7 @@ impl fmt::Debug for JwksVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwksVerifier")
             .field("jwks_url", &self.inner.jwks_url)
+            .field("issuer", &self.inner.issuer)
             .field("cooldown", &self.inner.cooldown)
             .finish_non_exhaustive()
     }
@@ -67,36 +94,67 @@ struct JwksBody {
 }
 
 impl JwksVerifier {
-    /// A verifier of tokens signed by the keys at `jwks_url`, such as
-    /// `http://localhost:7007/api/auth/.well-known/jwks.json`, with
-    /// [`DEFAULT_REFETCH_COOLDOWN`].
-    pub fn new(jwks_url: impl Into<String>) -> Self {
-        Self::with_client(jwks_url, reqwest::Client::new())
+    /// A verifier of the tokens of the auth backend at `auth_base_url`, such as
+    /// `http://localhost:7007/api/auth`: the keys are fetched from
+    /// `<auth_base_url>/.well-known/jwks.json` and user tokens must carry `iss: auth_base_url`.
+    ///
+    /// When this service reaches the auth backend at another URL than its external one (the
+    /// `iss` of its tokens), use [`new`](Self::new).
+    pub fn for_auth_backend(auth_base_url: &str) -> Self {
+        let base = auth_base_url.trim_end_matches('/');
+        Self::new(format!("{base}/.well-known/jwks.json"), base)
     }
 
-    /// Like [`new`](Self::new), with your own HTTP client (proxies, TLS roots, timeouts).
-    pub fn with_client(jwks_url: impl Into<String>, client: reqwest::Client) -> Self {
+    /// A verifier of tokens signed by the keys at `jwks_url`, such as
+    /// `http://localhost:7007/api/auth/.well-known/jwks.json`, whose user tokens carry
+    /// `iss: issuer`: the auth backend's external base URL (`<backend.baseUrl>/api/auth`).
+    /// Re-fetches for unknown key ids are at most [`DEFAULT_REFETCH_COOLDOWN`] apart.
+    pub fn new(jwks_url: impl Into<String>, issuer: impl Into<String>) -> Self {
+        // Building a client fails only when the TLS backend or the system resolver
+        // configuration cannot be loaded, where `reqwest::Client::new` panics as well: at
+        // start-up, never on a request.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client should build");
+        Self::from_parts(jwks_url.into(), issuer.into(), client)
+    }
+
+    /// Like [`new`](Self::new), with an HTTP client built from your own builder (proxies, TLS
+    /// roots, timeouts). Redirects are turned off whatever the builder says. Fails when the
+    /// client cannot be built.
+    pub fn with_client(
+        jwks_url: impl Into<String>,
+        issuer: impl Into<String>,
+        client: reqwest::ClientBuilder,
+    ) -> Result<Self> {
+        let client = client
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::internal(format!("failed to build the HTTP client: {e}")))?;
+        Ok(Self::from_parts(jwks_url.into(), issuer.into(), client))
+    }
+
+    fn from_parts(jwks_url: String, issuer: String, client: reqwest::Client) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                jwks_url: jwks_url.into(),
+            inner: Arc::new(Inner::new(
+                jwks_url,
+                issuer,
                 client,
-                cooldown: DEFAULT_REFETCH_COOLDOWN,
-                cache: RwLock::new(Cache::default()),
-                fetching: Mutex::new(()),
-            }),
+                DEFAULT_REFETCH_COOLDOWN,
+            )),
         }
     }
 
     /// Sets the shortest time between two re-fetches caused by unknown key ids.
     #[must_use]
     pub fn refetch_cooldown(self, cooldown: StdDuration) -> Self {
-        let inner = Inner {
-            jwks_url: self.inner.jwks_url.clone(),
-            client: self.inner.client.clone(),
+        let inner = Inner::new(
+            self.inner.jwks_url.clone(),
+            self.inner.issuer.clone(),
+            self.inner.client.clone(),
             cooldown,
-            cache: RwLock::new(Cache::default()),
-            fetching: Mutex::new(()),
-        };
+        );
         Self {
             inner: Arc::new(inner),
         }
@@ -107,18 +165,28 @@ impl JwksVerifier {
         &self.inner.jwks_url
     }
 
-    /// Verifies a user or limited user token (without the `Bearer ` prefix): its signature by
-    /// a published key, its type and its expiry. Returns its claims.
+    /// The `iss` that user tokens must carry.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// Verifies a user or limited user token (without the `Bearer ` prefix) as
+    /// [`verify_user_token`] does: its length, its signature by a published key, its type,
+    /// issuer, audience and lifetime. Returns its claims.
     ///
     /// Fails with an `AuthenticationError` (401) when the token is not valid, and with a
     /// `ServiceUnavailableError` (503) when no key set could be fetched yet.
     pub async fn verify(&self, token: &str) -> Result<VerifiedClaims> {
+        // Before anything is decoded or fetched: an oversized token is never valid.
+        if token.len() > MAX_TOKEN_LENGTH {
+            return Err(Error::authentication("Invalid token"));
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let kid = token_kid(token).ok_or_else(|| Error::authentication("Invalid token"))?;
         let keys = self.keys_for(&kid).await?;
-        verify_user_token(token, &keys, now)
+        verify_user_token(token, &keys, &self.inner.issuer, now)
     }
 
     /// The cached keys, re-fetched first when none were fetched yet or when `kid` is missing
@@ -171,7 +239,7 @@ impl JwksVerifier {
             tracing::warn!(url, detail, "failed to fetch the JWKS");
             Error::service_unavailable("failed to fetch the token signing keys")
         };
-        let response = self
+        let mut response = self
             .inner
             .client
             .get(url)
@@ -179,21 +247,35 @@ impl JwksVerifier {
             .send()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
+        if response.status().is_redirection() {
+            return Err(unavailable(format!(
+                "status {}: redirects are not followed",
+                response.status()
+            )));
+        }
         if !response.status().is_success() {
             return Err(unavailable(format!("status {}", response.status())));
         }
+        let too_large = || unavailable("the key set is too large".to_owned());
         if response
             .content_length()
             .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
         {
-            return Err(unavailable("the key set is too large".to_owned()));
+            return Err(too_large());
         }
-        let body = response
-            .bytes()
+        // Read chunk by chunk, so that a body without a length (chunked) is refused as soon
+        // as it passes the limit instead of being read whole.
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(unavailable("the key set is too large".to_owned()));
+            .map_err(|e| unavailable(e.to_string()))?
+        {
+            // `body` never holds more than the limit, so the subtraction cannot underflow.
+            if chunk.len() > MAX_JWKS_BYTES - body.len() {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
         let jwks: JwksBody =
             serde_json::from_slice(&body).map_err(|e| unavailable(format!("not a JWKS: {e}")))?;
@@ -237,7 +319,7 @@ mod extractor {
     ///     claims.sub
     /// }
     ///
-    /// let verifier = JwksVerifier::new("http://localhost:7007/api/auth/.well-known/jwks.json");
+    /// let verifier = JwksVerifier::for_auth_backend("http://localhost:7007/api/auth");
     /// let app: Router = Router::new().route("/whoami", get(whoami)).with_state(verifier);
     /// ```
     #[derive(Debug, Clone)]

@@ -305,7 +305,12 @@ async fn replicas_verify_each_others_tokens_through_rotation() -> TestResult {
 
     let first = a.issue_token(TokenParams::new(jane()?, vec![])).await?;
     let now = clock.now().unix_timestamp();
-    let claims = verify_user_token(first.token.secret(), &b.list_public_keys().await?, now)?;
+    let claims = verify_user_token(
+        first.token.secret(),
+        &b.list_public_keys().await?,
+        ISSUER,
+        now,
+    )?;
     assert_eq!(claims.sub, "user:default/jane");
     // and B answers /v1/userinfo for a user that signed in at A
     assert!(
@@ -322,13 +327,18 @@ async fn replicas_verify_each_others_tokens_through_rotation() -> TestResult {
     let keys = b.list_public_keys().await?;
     assert_eq!(keys.len(), 2);
     let now = clock.now().unix_timestamp();
-    verify_user_token(second.token.secret(), &keys, now)?;
+    verify_user_token(second.token.secret(), &keys, ISSUER, now)?;
 
     // B signs with a key of its own, which A publishes
     let third = b.issue_token(TokenParams::new(jane()?, vec![])).await?;
     clock.advance(Duration::seconds(2));
     let now = clock.now().unix_timestamp();
-    verify_user_token(third.token.secret(), &a.list_public_keys().await?, now)?;
+    verify_user_token(
+        third.token.secret(),
+        &a.list_public_keys().await?,
+        ISSUER,
+        now,
+    )?;
 
     // three lifetimes after its creation, the first key is gone from both
     clock.advance(lifetime * 2);

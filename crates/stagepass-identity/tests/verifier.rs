@@ -108,7 +108,7 @@ fn limited_token(token: &str) -> TestResult<String> {
 async fn verifies_user_and_limited_tokens_and_caches_the_key_set() -> TestResult {
     let backend = backend().await?;
     let token = token_of(&backend.a, "jane").await?;
-    let verifier = JwksVerifier::new(&backend.jwks_url);
+    let verifier = JwksVerifier::new(&backend.jwks_url, ISSUER);
 
     let claims = verifier.verify(&token).await?;
     assert_eq!(claims.sub, "user:default/jane");
@@ -149,8 +149,8 @@ async fn an_unknown_kid_re_fetches_at_most_once_per_cooldown() -> TestResult {
     let backend = backend().await?;
     let token_a = token_of(&backend.a, "jane").await?;
     let patient =
-        JwksVerifier::new(&backend.jwks_url).refetch_cooldown(StdDuration::from_secs(3600));
-    let eager = JwksVerifier::new(&backend.jwks_url).refetch_cooldown(StdDuration::ZERO);
+        JwksVerifier::new(&backend.jwks_url, ISSUER).refetch_cooldown(StdDuration::from_secs(3600));
+    let eager = JwksVerifier::new(&backend.jwks_url, ISSUER).refetch_cooldown(StdDuration::ZERO);
     patient.verify(&token_a).await?;
     eager.verify(&token_a).await?;
     assert_eq!(backend.fetches.load(Ordering::SeqCst), 2);
@@ -173,7 +173,7 @@ async fn an_unknown_kid_re_fetches_at_most_once_per_cooldown() -> TestResult {
     assert_eq!(backend.fetches.load(Ordering::SeqCst), 3, "then cached");
 
     // A JWKS that cannot be fetched at all is a 503, not a 401.
-    let nowhere = JwksVerifier::new("http://127.0.0.1:9/jwks.json");
+    let nowhere = JwksVerifier::new("http://127.0.0.1:9/jwks.json", ISSUER);
     let error = nowhere.verify(&token_a).await.err();
     assert_eq!(error.map(|e| e.status()), Some(503));
     Ok(())
@@ -189,7 +189,7 @@ async fn the_extractor_answers_401_in_backstages_format() -> TestResult {
     let token = token_of(&backend.a, "jane").await?;
     let app = Router::new()
         .route("/whoami", get(whoami))
-        .with_state(JwksVerifier::new(&backend.jwks_url));
+        .with_state(JwksVerifier::new(&backend.jwks_url, ISSUER));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/whoami?x=1", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -236,5 +236,133 @@ async fn the_extractor_answers_401_in_backstages_format() -> TestResult {
         assert_eq!(body["request"]["url"], "/whoami?x=1");
         assert_eq!(body["response"]["statusCode"], 401);
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_token_of_another_issuer_is_refused() -> TestResult {
+    let backend = backend().await?;
+    let token = token_of(&backend.a, "jane").await?;
+    let other = JwksVerifier::new(&backend.jwks_url, "https://other.example/api/auth");
+    let error = other.verify(&token).await.err();
+    assert_eq!(error.map(|e| e.status()), Some(401));
+    // the limited token carries no issuer, and verifies anywhere its key is published
+    other.verify(&limited_token(&token)?).await?;
+
+    let derived = JwksVerifier::for_auth_backend(&format!("{ISSUER}/"));
+    assert_eq!(derived.issuer(), ISSUER);
+    assert_eq!(
+        derived.jwks_url(),
+        format!("{ISSUER}/.well-known/jwks.json")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_oversized_token_is_refused_without_a_fetch() -> TestResult {
+    let backend = backend().await?;
+    let token = token_of(&backend.a, "jane").await?;
+    let eager = JwksVerifier::new(&backend.jwks_url, ISSUER).refetch_cooldown(StdDuration::ZERO);
+    eager.verify(&token).await?;
+    assert_eq!(backend.fetches.load(Ordering::SeqCst), 1);
+
+    // An unknown kid would cause a re-fetch; a token this long is refused first.
+    let header = URL_SAFE_NO_PAD.encode(r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"x"}"#);
+    let oversized = format!(
+        "{header}.{}.sig",
+        "A".repeat(stagepass_identity::MAX_TOKEN_LENGTH)
+    );
+    let error = eager.verify(&oversized).await.err();
+    assert_eq!(error.map(|e| e.status()), Some(401));
+    assert_eq!(backend.fetches.load(Ordering::SeqCst), 1, "no fetch");
+
+    // 401 rather than 503, even when no key set can be fetched
+    let nowhere = JwksVerifier::new("http://127.0.0.1:9/jwks.json", ISSUER);
+    let error = nowhere.verify(&oversized).await.err();
+    assert_eq!(error.map(|e| e.status()), Some(401));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_redirect_from_the_jwks_url_is_not_followed() -> TestResult {
+    let backend = backend().await?;
+    let token = token_of(&backend.a, "jane").await?;
+    let target = backend.jwks_url.clone();
+    let app = Router::new().route(
+        "/jwks.json",
+        get(move || async move { axum::response::Redirect::temporary(&target) }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/jwks.json", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let verifier = JwksVerifier::new(url, ISSUER);
+    let error = verifier.verify(&token).await.err();
+    assert_eq!(error.map(|e| e.status()), Some(503));
+    assert_eq!(
+        backend.fetches.load(Ordering::SeqCst),
+        0,
+        "the redirect target is never requested"
+    );
+    // nor with a client builder of one's own that follows redirects
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(5));
+    let own = JwksVerifier::with_client(verifier.jwks_url(), ISSUER, client)?;
+    assert_eq!(
+        own.verify(&token).await.err().map(|e| e.status()),
+        Some(503)
+    );
+    assert_eq!(backend.fetches.load(Ordering::SeqCst), 0);
+    Ok(())
+}
+
+/// A JWKS server that answers once with a chunked body of `total` bytes, and reports whether
+/// it could write all of it.
+async fn chunked_server(total: usize) -> TestResult<(String, tokio::task::JoinHandle<bool>)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/jwks.json", listener.local_addr()?);
+    let served = tokio::spawn(async move {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return false;
+        };
+        let mut request = Vec::new();
+        let mut buffer = [0_u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => request.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                    transfer-encoding: chunked\r\n\r\n";
+        if socket.write_all(head.as_bytes()).await.is_err() {
+            return false;
+        }
+        let chunk = [b' '; 64 * 1024];
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+        for _ in 0..total / chunk.len() {
+            if socket.write_all(&framed).await.is_err() {
+                return false;
+            }
+        }
+        socket.write_all(b"0\r\n\r\n").await.is_ok() && socket.flush().await.is_ok()
+    });
+    Ok((url, served))
+}
+
+#[tokio::test]
+async fn an_oversized_chunked_key_set_is_refused_while_streaming() -> TestResult {
+    let backend = backend().await?;
+    let token = token_of(&backend.a, "jane").await?;
+    // Far more than the 1 MiB limit and than the socket buffers can hold: the server can
+    // only write it all when the verifier reads it all.
+    let (url, served) = chunked_server(64 << 20).await?;
+    let verifier = JwksVerifier::new(url, ISSUER);
+    let error = verifier.verify(&token).await.err();
+    assert_eq!(error.map(|e| e.status()), Some(503));
+    drop(verifier);
+    let completed = tokio::time::timeout(StdDuration::from_secs(60), served).await??;
+    assert!(!completed, "the body was read past the limit");
     Ok(())
 }

@@ -90,6 +90,22 @@ impl Replica {
         }
     }
 
+    /// A replica serving the guest provider under the base URL of the replica on `base_port`,
+    /// as replicas behind one load balancer are: their tokens carry one issuer.
+    fn start_behind(dir: &Path, database_url: &str, base_port: u16) -> Self {
+        let port = free_port();
+        let config = write_config(dir, port, database_url, GUEST);
+        let body = std::fs::read_to_string(&config).unwrap().replace(
+            &format!("baseUrl: http://127.0.0.1:{port}\n"),
+            &format!("baseUrl: http://127.0.0.1:{base_port}\n"),
+        );
+        std::fs::write(&config, body).unwrap();
+        Self {
+            server: ServerProcess::start(&config, dir, port, &[]),
+            port,
+        }
+    }
+
     fn json(&self, path: &str) -> Value {
         self.server.json(path)
     }
@@ -162,7 +178,7 @@ fn two_replicas_on_one_database_share_keys_and_users() {
     };
     let dir = tempfile::tempdir().unwrap();
     let a = Replica::start(dir.path(), &url);
-    let b = Replica::start(dir.path(), &url);
+    let b = Replica::start_behind(dir.path(), &url, a.port);
 
     // A token issued by A verifies at B, whose JWKS lists A's key.
     let token = a.guest_token();
@@ -189,7 +205,7 @@ fn two_replicas_on_one_database_share_keys_and_users() {
         .build()
         .unwrap();
     for jwks in [a.jwks_url(), b.jwks_url()] {
-        let verifier = JwksVerifier::new(jwks);
+        let verifier = JwksVerifier::new(jwks, format!("http://127.0.0.1:{}/api/auth", a.port));
         for token in [&token, &token_b] {
             let claims = runtime.block_on(verifier.verify(token)).unwrap();
             assert_eq!(claims.sub, "user:development/guest");
@@ -206,9 +222,10 @@ fn tokens_survive_a_restart_on_postgres() {
     let first = Replica::start(dir.path(), &url);
     let token = first.guest_token();
     let kids = first.kids();
+    let first_port = first.port;
     drop(first);
 
-    let second = Replica::start(dir.path(), &url);
+    let second = Replica::start_behind(dir.path(), &url, first_port);
     assert_eq!(
         second.kids(),
         kids,

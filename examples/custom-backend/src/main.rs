@@ -116,18 +116,14 @@ fn email_domain_resolver(allowed_domain: String, visitors: EntityRef) -> impl Si
         let allowed_domain = allowed_domain.clone();
         let visitors = visitors.clone();
         Box::pin(async move {
-            let email = info.profile.email.as_deref().ok_or_else(|| {
-                Error::input("Login failed, user profile does not contain an email")
-            })?;
-            let (local, domain) = email
-                .rsplit_once('@')
-                .ok_or_else(|| Error::input("Login failed, the email has no domain"))?;
-            if !domain.eq_ignore_ascii_case(&allowed_domain) {
+            // One parse for every check: exactly one `@`, and `email_verified: false` refused.
+            let email = stagepass::resolvers::profile_email(info)?;
+            if !email.is_in_domain(&allowed_domain) {
                 return Err(Error::not_allowed(
                     "Sign-in user email is not from an allowed domain",
                 ));
             }
-            let query = UserQuery::filter("spec.profile.email", email);
+            let query = UserQuery::filter("spec.profile.email", email.to_string());
             match ctx.find_catalog_user(&query).await {
                 Ok(user) => {
                     let ent = ctx.resolve_ownership_entity_refs(&user).await?;
@@ -135,8 +131,9 @@ fn email_domain_resolver(allowed_domain: String, visitors: EntityRef) -> impl Si
                         .await
                 }
                 Err(err) if err.is_not_found() => {
-                    let user = EntityRef::user("default", &local.to_ascii_lowercase())
-                        .map_err(|_| Error::input("Login failed, invalid e-mail local part"))?;
+                    // The local part becomes the `sub` only if it is a valid entity name.
+                    let local = email.local_part().to_ascii_lowercase();
+                    let user = stagepass::resolvers::user_ref_from_claim(&local)?;
                     ctx.issue_token(TokenParams::new(user.clone(), vec![user, visitors]))
                         .await
                 }
@@ -191,7 +188,7 @@ fn app(
     let backend = backend.build()?;
 
     // Other services verify tokens the same way, against the published key set.
-    let verifier = JwksVerifier::new(format!("{backend_base_url}/api/auth/.well-known/jwks.json"));
+    let verifier = JwksVerifier::for_auth_backend(&format!("{backend_base_url}/api/auth"));
     let own_routes = Router::new()
         .route("/api/hello", get(hello))
         .with_state(verifier);
