@@ -167,6 +167,7 @@ pub struct AuthBackendBuilder {
     directory: Option<Arc<dyn UserDirectory>>,
     session_secret: Option<SessionSecret>,
     extra_origins: Vec<String>,
+    exact_origins: Vec<Url>,
     clock: Option<Arc<dyn Clock>>,
     providers: Vec<(String, Provider)>,
     installed: HashSet<String>,
@@ -231,6 +232,15 @@ impl AuthBackendBuilder {
     #[must_use]
     pub fn extra_allowed_origins(mut self, patterns: Vec<String>) -> Self {
         self.extra_origins = patterns;
+        self
+    }
+
+    /// Allows the origin of `url` exactly, compared as text and never as a glob pattern: for
+    /// the backend's own origin when it serves a page that starts logins, or any origin that
+    /// holds glob characters, such as the brackets of an IPv6 address.
+    #[must_use]
+    pub fn allowed_origin(mut self, url: Url) -> Self {
+        self.exact_origins.push(url);
         self
     }
 
@@ -344,7 +354,10 @@ impl AuthBackendBuilder {
         Ok(AuthBackend {
             inner: Arc::new(Inner {
                 auth_base_url,
-                origins: AllowedOrigins::new(&app_base_url, self.extra_origins),
+                origins: self.exact_origins.iter().fold(
+                    AllowedOrigins::new(&app_base_url, self.extra_origins),
+                    AllowedOrigins::with_exact_origin,
+                ),
                 app_base_url,
                 issuer,
                 user_info,

@@ -1,15 +1,30 @@
 //! Reading and writing the protocol's cookies: attributes as Backstage computes them,
 //! clearing copies for legacy domain cookies, and chunking of long values.
+//!
+//! A request whose cookies could be read in more than one way is refused rather than read
+//! one way: another site on a parent or sibling domain can set cookies that this host then
+//! receives ("cookie tossing"), and a browser sends every matching cookie, so which copy of a
+//! name comes first is decided by path length and age, not by who set it. The writer never
+//! leaves such a set behind: it removes the whole cookie when it writes chunks, the chunks
+//! when it writes the whole cookie, and the legacy domain copy of every cookie it writes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use http::{HeaderMap, HeaderValue, header};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use time::{Duration, OffsetDateTime};
+use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 use url::Url;
 
 /// Values longer than this are split into `<name>-0`, `<name>-1`, …
 pub const CHUNK_SIZE: usize = 4000;
+
+/// The most chunks one value is split into, and the most that are read back: a value longer
+/// than `MAX_CHUNKS * CHUNK_SIZE` is refused instead of written.
+pub const MAX_CHUNKS: usize = 8;
+
+/// The most removals of stray chunks one response carries; chunks beyond this were not
+/// written by this server.
+const MAX_CHUNK_REMOVALS: usize = 2 * MAX_CHUNKS;
 
 /// The characters `encodeURIComponent` leaves alone, so cookie values match Express's.
 const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -23,16 +38,44 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'(')
     .remove(b')');
 
-/// The cookies of a request, URL-decoded. The first of several cookies with one name wins.
+/// Why a cookie could not be read or written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookieError {
+    /// The request carries more than one cookie of the name (or of one of its chunks).
+    #[error("the request carries more than one cookie of the same name")]
+    Duplicate,
+    /// The request carries the value both whole and in chunks.
+    #[error("the request carries a cookie both whole and in chunks")]
+    WholeAndChunks,
+    /// The chunks present are not exactly `<name>-0` to `<name>-<n>`.
+    #[error("the chunks of a cookie are not numbered from 0 without gaps")]
+    ChunkGap,
+    /// The request carries more than [`MAX_CHUNKS`] chunks of the value.
+    #[error("a cookie is split into more than {} chunks", MAX_CHUNKS)]
+    TooManyChunks,
+    /// The value does not fit in [`MAX_CHUNKS`] chunks of [`CHUNK_SIZE`] characters.
+    #[error(
+        "the value is too large for {} cookies of {} characters",
+        MAX_CHUNKS,
+        CHUNK_SIZE
+    )]
+    TooLarge,
+}
+
+/// The cookies of a request, URL-decoded. A name the request carries more than once is
+/// remembered as ambiguous, and reading it fails.
 #[derive(Debug, Default, Clone)]
 pub struct RequestCookies {
     cookies: HashMap<String, String>,
+    duplicated: HashSet<String>,
 }
 
 impl RequestCookies {
     /// Parses every `Cookie` header. Malformed pairs are skipped, never an error.
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let mut cookies = HashMap::new();
+        let mut duplicated = HashSet::new();
         for value in headers.get_all(header::COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             for pair in value.split(';') {
@@ -51,39 +94,118 @@ impl RequestCookies {
                 let decoded = percent_decode_str(value)
                     .decode_utf8()
                     .map_or_else(|_| value.to_owned(), |v| v.into_owned());
-                cookies.entry(name.to_owned()).or_insert(decoded);
-            }
-        }
-        Self { cookies }
-    }
-
-    /// The value of the cookie `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.cookies.get(name).map(String::as_str)
-    }
-
-    /// A possibly chunked value: `<name>-0`, `<name>-1`, … concatenated when `<name>-0` is
-    /// present, else `<name>`.
-    pub fn get_chunked(&self, name: &str) -> Option<String> {
-        if self.cookies.contains_key(&format!("{name}-0")) {
-            let mut value = String::new();
-            for i in 0.. {
-                match self.cookies.get(&format!("{name}-{i}")) {
-                    Some(chunk) => value.push_str(chunk),
-                    None => break,
+                if cookies.contains_key(name) {
+                    duplicated.insert(name.to_owned());
+                } else {
+                    cookies.insert(name.to_owned(), decoded);
                 }
             }
-            return Some(value);
         }
-        self.get(name).map(str::to_owned)
+        Self {
+            cookies,
+            duplicated,
+        }
     }
 
-    /// How many consecutive chunks of `name` the request carries.
-    fn chunk_count(&self, name: &str) -> usize {
-        (0..)
-            .take_while(|i| self.cookies.contains_key(&format!("{name}-{i}")))
-            .count()
+    /// Whether the request carries at least one cookie named `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.cookies.contains_key(name)
     }
+
+    /// The value of the cookie `name`; fails when the request carries more than one.
+    pub fn read(&self, name: &str) -> Result<Option<&str>, CookieError> {
+        if self.duplicated.contains(name) {
+            return Err(CookieError::Duplicate);
+        }
+        Ok(self.cookies.get(name).map(String::as_str))
+    }
+
+    /// The value of the cookie `name`; `None` when it is absent or ambiguous.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.read(name).ok().flatten()
+    }
+
+    /// A possibly chunked value: `<name>-0`, `<name>-1`, … concatenated when chunks are
+    /// present, else `<name>`, with the chunk names of Backstage's cookie manager.
+    ///
+    /// Fails, rather than choosing, when the request carries a name twice, the whole value
+    /// and chunks, chunks with a gap, or more than [`MAX_CHUNKS`] chunks. Accepting only the
+    /// candidate that decrypts would not help: an attacker who can set cookies for this host
+    /// can set a sealed value of their own session, which decrypts as well as the victim's.
+    pub fn read_chunked(&self, name: &str) -> Result<Option<String>, CookieError> {
+        let whole = self.read(name)?;
+        let indices = self.chunk_indices(name);
+        if indices.is_empty() {
+            return Ok(whole.map(str::to_owned));
+        }
+        if whole.is_some() {
+            return Err(CookieError::WholeAndChunks);
+        }
+        if indices.len() > MAX_CHUNKS || indices.iter().any(|&i| i >= MAX_CHUNKS) {
+            return Err(CookieError::TooManyChunks);
+        }
+        // `indices` is sorted and free of repeats, so it is 0..n exactly when its last is n-1.
+        if indices.last() != Some(&(indices.len() - 1)) {
+            return Err(CookieError::ChunkGap);
+        }
+        let mut value = String::new();
+        for i in indices {
+            match self.read(&chunk_name(name, i))? {
+                Some(chunk) => value.push_str(chunk),
+                None => return Err(CookieError::ChunkGap),
+            }
+        }
+        Ok(Some(value))
+    }
+
+    /// A possibly chunked value as [`read_chunked`](Self::read_chunked) reads it; `None` when
+    /// it is absent or ambiguous.
+    pub fn get_chunked(&self, name: &str) -> Option<String> {
+        self.read_chunked(name).ok().flatten()
+    }
+
+    /// The indices of the chunks of `name` the request carries (`<name>-<decimal>` without
+    /// leading zeros), sorted; indices too large for `usize` count as `usize::MAX`.
+    fn chunk_indices(&self, name: &str) -> Vec<usize> {
+        let mut indices: Vec<usize> = self
+            .cookies
+            .keys()
+            .filter_map(|key| {
+                let digits = key.strip_prefix(name)?.strip_prefix('-')?;
+                let canonical = !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && (digits == "0" || !digits.starts_with('0'));
+                canonical.then(|| digits.parse().unwrap_or(usize::MAX))
+            })
+            .collect();
+        indices.sort_unstable();
+        indices.dedup();
+        indices
+    }
+}
+
+fn chunk_name(name: &str, index: usize) -> String {
+    format!("{name}-{index}")
+}
+
+/// Splits `value` into pieces of at most `size` bytes, on character boundaries.
+fn split_chunks(value: &str, size: usize) -> Vec<&str> {
+    let mut chunks = Vec::new();
+    let mut rest = value;
+    while !rest.is_empty() {
+        let mut end = size.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == 0 {
+            // `size` is smaller than one character: take the character whole.
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let (chunk, tail) = rest.split_at(end);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
 }
 
 /// The `SameSite` attribute.
@@ -168,7 +290,10 @@ impl CookieWriter {
     }
 
     /// Sets a value that may be longer than [`CHUNK_SIZE`]: long values are split into chunks
-    /// and the plain cookie is removed; short values remove leftover chunks.
+    /// and the whole cookie is removed; short values remove leftover chunks. Every chunk the
+    /// request carries that the value does not overwrite is removed.
+    ///
+    /// Fails, writing nothing, when the value needs more than [`MAX_CHUNKS`] chunks.
     #[allow(clippy::too_many_arguments)]
     pub fn set_chunked(
         &mut self,
@@ -178,31 +303,25 @@ impl CookieWriter {
         value: &str,
         max_age: Duration,
         now: OffsetDateTime,
-    ) {
+    ) -> Result<(), CookieError> {
         let path = attrs.path.clone();
         if value.len() > CHUNK_SIZE {
-            let chunks: Vec<&str> = value
-                .as_bytes()
-                .chunks(CHUNK_SIZE)
-                // values are ASCII (encrypted and base64url-encoded), so byte chunks are
-                // character chunks
-                .map(|c| std::str::from_utf8(c).unwrap_or_default())
-                .collect();
-            if request.get(name).is_some() {
+            let chunks = split_chunks(value, CHUNK_SIZE);
+            if chunks.len() > MAX_CHUNKS {
+                return Err(CookieError::TooLarge);
+            }
+            if request.contains(name) {
                 self.remove(attrs, &path, name, now);
             }
             for (i, chunk) in chunks.iter().enumerate() {
-                self.set(attrs, &path, &format!("{name}-{i}"), chunk, max_age, now);
+                self.set(attrs, &path, &chunk_name(name, i), chunk, max_age, now);
             }
-            for i in chunks.len()..request.chunk_count(name) {
-                self.remove(attrs, &path, &format!("{name}-{i}"), now);
-            }
+            self.remove_chunks(attrs, request, name, chunks.len(), now);
         } else {
-            for i in 0..request.chunk_count(name) {
-                self.remove(attrs, &path, &format!("{name}-{i}"), now);
-            }
+            self.remove_chunks(attrs, request, name, 0, now);
             self.set(attrs, &path, name, value, max_age, now);
         }
+        Ok(())
     }
 
     /// Removes a cookie and its chunks.
@@ -214,10 +333,27 @@ impl CookieWriter {
         now: OffsetDateTime,
     ) {
         let path = attrs.path.clone();
-        for i in 0..request.chunk_count(name) {
-            self.remove(attrs, &path, &format!("{name}-{i}"), now);
-        }
+        self.remove_chunks(attrs, request, name, 0, now);
         self.remove(attrs, &path, name, now);
+    }
+
+    /// Removes the chunks of `name` the request carries from index `from` on.
+    fn remove_chunks(
+        &mut self,
+        attrs: &CookieAttributes,
+        request: &RequestCookies,
+        name: &str,
+        from: usize,
+        now: OffsetDateTime,
+    ) {
+        let path = attrs.path.clone();
+        let stray = request
+            .chunk_indices(name)
+            .into_iter()
+            .filter(|&i| i >= from);
+        for i in stray.take(MAX_CHUNK_REMOVALS) {
+            self.remove(attrs, &path, &chunk_name(name, i), now);
+        }
     }
 
     /// Removes a cookie (an expired copy on the host and on the legacy domain).
@@ -273,7 +409,9 @@ impl CookieWriter {
         let expires = if max_age.is_zero() {
             OffsetDateTime::UNIX_EPOCH
         } else {
-            now + max_age
+            // A configured lifetime may reach past what dates can hold: the cookie then lives
+            // until the last date an `Expires` attribute can carry.
+            now.checked_add(max_age).unwrap_or_else(latest_cookie_date)
         };
         cookie.push_str("; Expires=");
         cookie.push_str(&http_date(expires));
@@ -305,13 +443,32 @@ impl CookieWriter {
     }
 }
 
-/// Formats a time as an IMF-fixdate (`Thu, 01 Jan 1970 00:00:00 GMT`).
+/// The last second an IMF-fixdate can name (its year has four digits).
+fn latest_cookie_date() -> OffsetDateTime {
+    // 9999-12-31 23:59:59 is a valid date and time, so the fallback is never taken.
+    Date::from_calendar_date(9999, Month::December, 31)
+        .and_then(|date| date.with_hms(23, 59, 59))
+        .map_or(OffsetDateTime::UNIX_EPOCH, PrimitiveDateTime::assume_utc)
+}
+
+/// Formats a time as an IMF-fixdate (`Thu, 01 Jan 1970 00:00:00 GMT`). Times before 1970
+/// are written as 1970 and times after 9999 as the last second of 9999, so the result is
+/// always a valid date.
 pub fn http_date(at: OffsetDateTime) -> String {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let at = at.to_offset(time::UtcOffset::UTC);
+    let at = at
+        .checked_to_offset(UtcOffset::UTC)
+        .unwrap_or_else(|| {
+            if at.year() < 1970 {
+                OffsetDateTime::UNIX_EPOCH
+            } else {
+                latest_cookie_date()
+            }
+        })
+        .clamp(OffsetDateTime::UNIX_EPOCH, latest_cookie_date());
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
         DAYS[usize::from(at.weekday().number_days_from_monday())],
@@ -407,7 +564,8 @@ mod tests {
             &long,
             Duration::days(1),
             now,
-        );
+        )
+        .unwrap();
         let mut jar = Vec::new();
         for v in w.values() {
             let s = v.to_str().unwrap();
@@ -434,7 +592,8 @@ mod tests {
             "short",
             Duration::days(1),
             now,
-        );
+        )
+        .unwrap();
         let cleared = w
             .values()
             .iter()

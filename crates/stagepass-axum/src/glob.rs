@@ -16,10 +16,53 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     })
 }
 
-/// Expands `{a,b}` alternatives into separate patterns. Bounded to keep hostile patterns cheap.
+/// At most this many patterns come out of one pattern's braces.
+const MAX_EXPANSIONS: usize = 256;
+/// At most this many nested or successive brace groups are expanded on one path; groups
+/// beyond are taken literally. This bounds the recursion and the copies of the pattern it
+/// holds; no origin pattern needs that many groups.
+const MAX_BRACE_DEPTH: usize = 64;
+
+/// Expands `{a,b}` alternatives into separate patterns. Bounded in output and in work, so a
+/// hostile pattern stays cheap: the expansion stops as soon as `MAX_EXPANSIONS` patterns are
+/// out, instead of expanding every alternative first.
 fn expand_braces(pattern: &str) -> Vec<String> {
-    const MAX_EXPANSIONS: usize = 256;
+    let mut out = Vec::new();
+    expand_into(pattern, 0, &mut out);
+    out
+}
+
+fn expand_into(pattern: &str, depth: usize, out: &mut Vec<String>) {
+    if out.len() >= MAX_EXPANSIONS {
+        return;
+    }
     let chars: Vec<char> = pattern.chars().collect();
+    let group = if depth < MAX_BRACE_DEPTH {
+        first_brace_group(&chars)
+    } else {
+        None
+    };
+    let Some((start, splits, end)) = group else {
+        out.push(pattern.to_owned());
+        return;
+    };
+    let prefix: String = chars[..start].iter().collect();
+    let suffix: String = chars[end + 1..].iter().collect();
+    let mut bounds = vec![start];
+    bounds.extend(&splits);
+    bounds.push(end);
+    for w in bounds.windows(2) {
+        let alt: String = chars[w[0] + 1..w[1]].iter().collect();
+        expand_into(&format!("{prefix}{alt}{suffix}"), depth + 1, out);
+        if out.len() >= MAX_EXPANSIONS {
+            return;
+        }
+    }
+}
+
+/// The first top-level `{…,…}` group: its opening index, the indices of its top-level
+/// commas, and its closing index. `{a}` without a comma is literal, as in minimatch.
+fn first_brace_group(chars: &[char]) -> Option<(usize, Vec<usize>, usize)> {
     let mut depth = 0usize;
     let mut open = None;
     let mut splits = Vec::new();
@@ -38,37 +81,17 @@ fn expand_braces(pattern: &str) -> Vec<String> {
             '}' if depth > 0 => {
                 depth -= 1;
                 if depth == 0
-                    && let Some(start) = open
+                    && let Some(start) = open.take()
+                    && !splits.is_empty()
                 {
-                    if splits.is_empty() {
-                        // `{a}` is literal in minimatch
-                        open = None;
-                        i += 1;
-                        continue;
-                    }
-                    let prefix: String = chars[..start].iter().collect();
-                    let suffix: String = chars[i + 1..].iter().collect();
-                    let mut bounds = vec![start];
-                    bounds.extend(&splits);
-                    bounds.push(i);
-                    let mut out = Vec::new();
-                    for w in bounds.windows(2) {
-                        let alt: String = chars[w[0] + 1..w[1]].iter().collect();
-                        for expanded in expand_braces(&format!("{prefix}{alt}{suffix}")) {
-                            if out.len() >= MAX_EXPANSIONS {
-                                return out;
-                            }
-                            out.push(expanded);
-                        }
-                    }
-                    return out;
+                    return Some((start, splits, i));
                 }
             }
             _ => {}
         }
         i += 1;
     }
-    vec![pattern.to_owned()]
+    None
 }
 
 fn match_here(p: &[char], t: &[char]) -> bool {

@@ -14,6 +14,14 @@
 //!
 //! Every request still resolves the user and gets its own Backstage token: only the provider
 //! session (with the rotated refresh token) is shared.
+//!
+//! A hand-off record lets whoever holds the spent token take over the rotated session, so it is
+//! kept narrow: it is handed out only for `HANDOFF_WINDOW` after the refresh, and never once
+//! the session has been logged out. Sessions are followed across rotations by a *lineage* (the
+//! hash of the first token seen in a chain of refreshes): each refresh links the rotated token
+//! to its lineage and to the hand-off record that carries it, and a logout, with the old token
+//! or the rotated one, records that the lineage has ended and removes the records it can name,
+//! in the shared store so that every replica sees it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,13 +43,29 @@ use crate::crypto::CookieCipher;
 const LEASE_NAMESPACE: &str = "refresh-lease";
 /// The namespace of the outcomes left for the replicas that lost the lease.
 const RESULT_NAMESPACE: &str = "refresh-result";
-/// How long a lease holds: longer than an identity provider takes to answer.
-const LEASE: Duration = Duration::seconds(10);
-/// How long a successful outcome is kept for late requests that still carry the old token.
-const RESULT_LIFETIME: Duration = Duration::seconds(30);
+/// The namespace of the links from a rotated refresh token to its lineage and to the hand-off
+/// record of the token it replaced.
+const LINK_NAMESPACE: &str = "refresh-link";
+/// The namespace of the lineages of logged-out sessions, whose hand-off is over.
+const ENDED_NAMESPACE: &str = "refresh-ended";
+/// How long a lease holds, in seconds: longer than an identity provider takes to answer.
+const LEASE_SECONDS: i64 = 10;
+const LEASE: Duration = Duration::seconds(LEASE_SECONDS);
+/// How long after a refresh its outcome goes to requests that still carry the token it spent,
+/// in seconds.
+///
+/// Requests that arrived while the refresh was in flight read the outcome within one poll
+/// ([`LONGEST_POLL`]) of its publication; a few seconds more cover a request that was already
+/// on the wire when the rotated cookie was set. Anything longer would let a stale or stolen
+/// pre-rotation cookie take over the session long after its owner has moved on.
+const HANDOFF_SECONDS: i64 = 5;
+const HANDOFF_WINDOW: Duration = Duration::seconds(HANDOFF_SECONDS);
 /// How long a failure is kept: long enough for the waiting replicas to read it, short enough
 /// that a retry after a passing failure asks the identity provider again.
 const FAILURE_LIFETIME: Duration = Duration::seconds(5);
+/// How long a logout blocks the hand-off of its session: a refresh in flight at the logout may
+/// publish its outcome up to a lease later, and that outcome lives for a hand-off window.
+const ENDED_LIFETIME: Duration = Duration::seconds(LEASE_SECONDS + HANDOFF_SECONDS);
 /// The first and the longest pause between two reads of a follower.
 const FIRST_POLL: StdDuration = StdDuration::from_millis(20);
 const LONGEST_POLL: StdDuration = StdDuration::from_millis(250);
@@ -84,9 +108,34 @@ type Outcome = Result<Authenticated, Failure>;
 #[derive(Serialize, Deserialize)]
 enum Record {
     #[serde(rename = "ok")]
-    Refreshed(Session),
+    Refreshed {
+        session: Session,
+        /// The lineage of the session, checked against logouts before a hand-off.
+        lineage: String,
+        /// When the refresh finished (Unix time), for the hand-off window.
+        refreshed_at: i64,
+    },
     #[serde(rename = "err")]
     Failed(Failure),
+}
+
+/// What a rotated refresh token is linked to, before encryption.
+#[derive(Serialize, Deserialize)]
+struct Link {
+    /// The lineage of the session the token belongs to.
+    lineage: String,
+    /// The hand-off record of the token it replaced.
+    handoff: String,
+}
+
+/// What a request that carries a spent token may be handed.
+enum Handoff {
+    /// The rotated session, within the hand-off window of a session still signed in.
+    Refreshed(Authenticated),
+    /// The failure of the refresh that spent the token.
+    Failed(Failure),
+    /// The session was logged out: nothing is handed over.
+    Ended,
 }
 
 /// An [`Authenticated`] in a serializable form.
@@ -132,13 +181,10 @@ impl Session {
     }
 }
 
-/// The key of a refresh: SHA-256 of provider, environment, refresh token and the scope asked
-/// for, in hex. The token itself never leaves the request. The scope is part of the key because
-/// the outcome depends on it: a refresh that asks for a scope the session lacks must reach the
-/// provider (which refuses it), not borrow the outcome of one that asked for less.
-pub(crate) fn refresh_key(id: &str, env: &str, token: &RefreshToken, scope: &str) -> String {
+/// SHA-256 of length-prefixed parts, in hex.
+fn digest(parts: &[&str]) -> String {
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in [id, env, token.secret(), scope] {
+    for part in parts {
         context.update(&(part.len() as u64).to_be_bytes());
         context.update(part.as_bytes());
     }
@@ -148,6 +194,34 @@ pub(crate) fn refresh_key(id: &str, env: &str, token: &RefreshToken, scope: &str
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The key of a session's refresh token: SHA-256 of provider, environment and token, in hex.
+fn session_key(id: &str, env: &str, token: &RefreshToken) -> String {
+    digest(&["session", id, env, token.secret()])
+}
+
+/// What one refresh is known by. The token itself never leaves the request: only hashes of it.
+pub(crate) struct RefreshKey {
+    id: String,
+    env: String,
+    /// The key of the lease and of the hand-off record: SHA-256 of provider, environment,
+    /// refresh token and the scope asked for.
+    handoff: String,
+    /// The [session key](session_key) of the token being refreshed.
+    session: String,
+}
+
+/// The key of a refresh. The scope is part of it because the outcome depends on it: a refresh
+/// that asks for a scope the session lacks must reach the provider (which refuses it), not
+/// borrow the outcome of one that asked for less.
+pub(crate) fn refresh_key(id: &str, env: &str, token: &RefreshToken, scope: &str) -> RefreshKey {
+    RefreshKey {
+        id: id.to_owned(),
+        env: env.to_owned(),
+        handoff: digest(&[id, env, token.secret(), scope]),
+        session: session_key(id, env, token),
+    }
 }
 
 /// Coordinates the refreshes of a backend: in-flight refreshes of this replica, and the shared
@@ -178,7 +252,7 @@ impl RefreshCoordinator {
         &self,
         cipher: &CookieCipher,
         clock: &dyn Clock,
-        key: &str,
+        key: &RefreshKey,
         refresh: F,
     ) -> Result<Authenticated, Error>
     where
@@ -187,14 +261,14 @@ impl RefreshCoordinator {
     {
         let cell = self
             .in_flight()
-            .entry(key.to_owned())
+            .entry(key.handoff.clone())
             .or_insert_with(|| Arc::new(OnceCell::new()))
             .clone();
         // Leaves the map when the refresh is over, or when the request goes away first (its
         // client hung up) with nobody else waiting.
         let _leave = Leave {
             coordinator: self,
-            key,
+            key: &key.handoff,
             cell: &cell,
         };
         // The first request runs `lead`; if it goes away before the end, the next one does.
@@ -205,12 +279,50 @@ impl RefreshCoordinator {
         outcome.map_err(|failure| failure.to_error())
     }
 
+    /// Ends the hand-off of the session that `token` belongs to, on every replica: records
+    /// that its lineage has ended, and removes the hand-off record of the token it replaced.
+    /// `token` may be the newest token of the session or one that a refresh already spent.
+    /// Failures of the store are logged: the logout goes on.
+    pub(crate) async fn end_session(
+        &self,
+        cipher: &CookieCipher,
+        clock: &dyn Clock,
+        id: &str,
+        env: &str,
+        token: &RefreshToken,
+    ) {
+        let session = session_key(id, env, token);
+        let link = self.link(cipher, &session).await;
+        let until = clock.now().saturating_add(ENDED_LIFETIME);
+        // The token's own key too: a hand-off record of this token may carry a lineage whose
+        // link has expired since.
+        let mut ended = vec![session.as_str()];
+        if let Some(link) = &link {
+            ended.push(&link.lineage);
+        }
+        for lineage in ended {
+            if let Err(error) = self.store.put(ENDED_NAMESPACE, lineage, &[], until).await {
+                tracing::warn!(error = %error, "logout: could not end the refresh hand-off");
+            }
+        }
+        if let Some(link) = &link {
+            for (namespace, key) in [
+                (RESULT_NAMESPACE, link.handoff.as_str()),
+                (LINK_NAMESPACE, session.as_str()),
+            ] {
+                if let Err(error) = self.store.remove(namespace, key).await {
+                    tracing::warn!(error = %error, "logout: could not remove a hand-off record");
+                }
+            }
+        }
+    }
+
     /// This replica's leader: takes the lease, or follows the replica that has it.
     async fn lead<F, Fut>(
         &self,
         cipher: &CookieCipher,
         clock: &dyn Clock,
-        key: &str,
+        key: &RefreshKey,
         refresh: F,
     ) -> Outcome
     where
@@ -219,7 +331,11 @@ impl RefreshCoordinator {
     {
         match self
             .store
-            .claim(LEASE_NAMESPACE, key, clock.now() + LEASE)
+            .claim(
+                LEASE_NAMESPACE,
+                &key.handoff,
+                clock.now().saturating_add(LEASE),
+            )
             .await
         {
             Ok(true) => {}
@@ -235,50 +351,147 @@ impl RefreshCoordinator {
                 return refresh().await.map_err(|e| Failure::from_error(&e));
             }
         }
-        // A lease that ran out may leave a live outcome: the token it carried is spent.
-        if let Ok(Some(Record::Refreshed(session))) = self.read(cipher, key).await {
-            return Ok(session.into_authenticated());
+        // A refresh that finished a moment ago may have left its outcome: the token it carried
+        // is spent. A failure is not reused: a retry asks the identity provider again.
+        let handed = match self.handoff(cipher, clock, key).await {
+            Ok(Some(Handoff::Refreshed(authenticated))) => Some(Ok(authenticated)),
+            Ok(Some(Handoff::Ended)) => Some(Err(ended())),
+            Ok(Some(Handoff::Failed(_)) | None) | Err(_) => None,
+        };
+        if let Some(outcome) = handed {
+            // Nothing to refresh: the next request with this token need not wait for a lease.
+            let _ = self.store.remove(LEASE_NAMESPACE, &key.handoff).await;
+            return outcome;
         }
         let outcome = refresh().await;
         self.publish(cipher, clock, key, &outcome).await;
         outcome.map_err(|e| Failure::from_error(&e))
     }
 
-    /// Leaves the outcome for the replicas that wait for it.
+    /// Leaves the outcome for the replicas that wait for it, links the rotated token to the
+    /// session's lineage, and gives up the lease.
     async fn publish(
         &self,
         cipher: &CookieCipher,
         clock: &dyn Clock,
-        key: &str,
+        key: &RefreshKey,
         outcome: &Result<Authenticated, Error>,
     ) {
+        let now = clock.now();
         let (record, lifetime) = match outcome {
-            Ok(authenticated) => (
-                Record::Refreshed(Session::from_authenticated(authenticated)),
-                RESULT_LIFETIME,
-            ),
+            Ok(authenticated) => {
+                let lineage = self
+                    .link(cipher, &key.session)
+                    .await
+                    .map_or_else(|| key.session.clone(), |link| link.lineage);
+                self.link_rotated(cipher, now, key, authenticated, &lineage)
+                    .await;
+                let record = Record::Refreshed {
+                    session: Session::from_authenticated(authenticated),
+                    lineage,
+                    refreshed_at: now.unix_timestamp(),
+                };
+                (record, HANDOFF_WINDOW)
+            }
             Err(error) => (Record::Failed(Failure::from_error(error)), FAILURE_LIFETIME),
         };
-        let Ok(json) = serde_json::to_string(&record) else {
+        if let Ok(json) = serde_json::to_string(&record) {
+            let sealed = cipher.seal(&result_purpose(&key.handoff), &json);
+            let until = now.saturating_add(lifetime);
+            let written = self
+                .store
+                .put(RESULT_NAMESPACE, &key.handoff, sealed.as_bytes(), until)
+                .await;
+            if let Err(error) = written {
+                tracing::warn!(error = %error, "refresh: could not hand the outcome to other replicas");
+            }
+        }
+        // The outcome is in place (or could not be): a later request with the same token reads
+        // it after claiming, instead of waiting for the lease to run out.
+        let _ = self.store.remove(LEASE_NAMESPACE, &key.handoff).await;
+    }
+
+    /// Links the token that `authenticated` carries (the refreshed one if the provider kept
+    /// it) to `lineage` and to the hand-off record of `key`, for as long as that record lives.
+    async fn link_rotated(
+        &self,
+        cipher: &CookieCipher,
+        now: OffsetDateTime,
+        key: &RefreshKey,
+        authenticated: &Authenticated,
+        lineage: &str,
+    ) {
+        let rotated = authenticated.session.refresh_token.as_ref().map_or_else(
+            || key.session.clone(),
+            |t| session_key(&key.id, &key.env, t),
+        );
+        let link = Link {
+            lineage: lineage.to_owned(),
+            handoff: key.handoff.clone(),
+        };
+        let Ok(json) = serde_json::to_string(&link) else {
             return;
         };
-        let sealed = cipher.seal(&result_purpose(key), &json);
+        let sealed = cipher.seal(&link_purpose(&rotated), &json);
+        let until = now.saturating_add(HANDOFF_WINDOW);
         let written = self
             .store
-            .put(
-                RESULT_NAMESPACE,
-                key,
-                sealed.as_bytes(),
-                clock.now() + lifetime,
-            )
+            .put(LINK_NAMESPACE, &rotated, sealed.as_bytes(), until)
             .await;
         if let Err(error) = written {
-            tracing::warn!(error = %error, "refresh: could not hand the outcome to other replicas");
+            tracing::warn!(error = %error, "refresh: could not link the rotated session");
         }
-        if outcome.is_err() {
-            // A later retry may lead again; the failure stays readable for the waiting ones.
-            let _ = self.store.remove(LEASE_NAMESPACE, key).await;
+    }
+
+    /// The link of the token with session key `session`, if there is one that opens.
+    async fn link(&self, cipher: &CookieCipher, session: &str) -> Option<Link> {
+        let bytes = match self.store.get(LINK_NAMESPACE, session).await {
+            Ok(bytes) => bytes?,
+            Err(error) => {
+                tracing::warn!(error = %error, "refresh: could not read a session link");
+                return None;
+            }
+        };
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|sealed| cipher.open(&link_purpose(session), sealed).ok())
+            .and_then(|json| serde_json::from_str(&json).ok())
+    }
+
+    /// Whether the session with lineage (or session key) `lineage` was logged out.
+    async fn has_ended(&self, lineage: &str) -> Result<bool, Error> {
+        Ok(self.store.get(ENDED_NAMESPACE, lineage).await?.is_some())
+    }
+
+    /// What the hand-off record of `key` gives a request that carries its (spent) token: the
+    /// rotated session only within the hand-off window and while the session is signed in.
+    async fn handoff(
+        &self,
+        cipher: &CookieCipher,
+        clock: &dyn Clock,
+        key: &RefreshKey,
+    ) -> Result<Option<Handoff>, Error> {
+        let (session, lineage, refreshed_at) = match self.read(cipher, &key.handoff).await? {
+            None => return Ok(None),
+            Some(Record::Failed(failure)) => return Ok(Some(Handoff::Failed(failure))),
+            Some(Record::Refreshed {
+                session,
+                lineage,
+                refreshed_at,
+            }) => (session, lineage, refreshed_at),
+        };
+        // The store's expiry already bounds the record; this holds on a store whose clock runs
+        // behind ours too.
+        let age = clock.now().unix_timestamp().saturating_sub(refreshed_at);
+        if age > HANDOFF_SECONDS {
+            return Ok(None);
         }
+        if self.has_ended(&lineage).await?
+            || (lineage != key.session && self.has_ended(&key.session).await?)
+        {
+            return Ok(Some(Handoff::Ended));
+        }
+        Ok(Some(Handoff::Refreshed(session.into_authenticated())))
     }
 
     /// The record under `key`, if there is one that opens.
@@ -298,15 +511,19 @@ impl RefreshCoordinator {
 
     /// Waits for the replica holding the lease to leave its outcome, polling with a growing
     /// pause for as long as a lease lasts. `None` if it did not, and the lease is now ours.
-    async fn follow(&self, cipher: &CookieCipher, clock: &dyn Clock, key: &str) -> Option<Outcome> {
+    async fn follow(
+        &self,
+        cipher: &CookieCipher,
+        clock: &dyn Clock,
+        key: &RefreshKey,
+    ) -> Option<Outcome> {
         let deadline = tokio::time::Instant::now() + LEASE.unsigned_abs();
         let mut pause = FIRST_POLL;
         loop {
-            match self.read(cipher, key).await {
-                Ok(Some(Record::Refreshed(session))) => {
-                    return Some(Ok(session.into_authenticated()));
-                }
-                Ok(Some(Record::Failed(failure))) => return Some(Err(failure)),
+            match self.handoff(cipher, clock, key).await {
+                Ok(Some(Handoff::Refreshed(authenticated))) => return Some(Ok(authenticated)),
+                Ok(Some(Handoff::Failed(failure))) => return Some(Err(failure)),
+                Ok(Some(Handoff::Ended)) => return Some(Err(ended())),
                 Ok(None) => {}
                 Err(error) => return Some(Err(Failure::from_error(&error))),
             }
@@ -318,7 +535,11 @@ impl RefreshCoordinator {
         }
         match self
             .store
-            .claim(LEASE_NAMESPACE, key, clock.now() + LEASE)
+            .claim(
+                LEASE_NAMESPACE,
+                &key.handoff,
+                clock.now().saturating_add(LEASE),
+            )
             .await
         {
             Ok(true) => None,
@@ -328,6 +549,11 @@ impl RefreshCoordinator {
             Err(error) => Some(Err(Failure::from_error(&error))),
         }
     }
+}
+
+/// The failure of a request that carries the spent token of a logged-out session.
+fn ended() -> Failure {
+    Failure::from_error(&Error::authentication("the session has ended"))
 }
 
 /// Removes a finished (or abandoned) refresh from the in-flight map when dropped.
@@ -356,44 +582,10 @@ fn result_purpose(key: &str) -> String {
     format!("refresh-result:{key}")
 }
 
-#[cfg(test)]
-mod tests {
-    use stagepass_core::{MemoryEphemeralStore, SystemClock};
-
-    use super::*;
-
-    #[test]
-    fn refresh_keys_are_hashes_bound_to_provider_environment_and_scope() {
-        let token = RefreshToken::new("rt-secret");
-        let key = refresh_key("github", "development", &token, "read:user");
-        assert_eq!(key.len(), 64);
-        assert!(!key.contains("rt-secret"));
-        assert_ne!(
-            key,
-            refresh_key("github", "production", &token, "read:user")
-        );
-        assert_ne!(
-            key,
-            refresh_key("gitlab", "development", &token, "read:user")
-        );
-        assert_ne!(key, refresh_key("github", "development", &token, "repo"));
-        // The parts are length-prefixed: moving a boundary changes the key.
-        assert_ne!(
-            refresh_key("a", "bc", &token, ""),
-            refresh_key("ab", "c", &token, "")
-        );
-    }
-
-    #[tokio::test]
-    async fn an_abandoned_refresh_leaves_no_entry_behind() {
-        let coordinator = RefreshCoordinator::new(Arc::new(MemoryEphemeralStore::new()));
-        let cipher = CookieCipher::random();
-        let refresh = coordinator.refresh(&cipher, &SystemClock, "key", || {
-            std::future::pending::<Result<Authenticated, Error>>()
-        });
-        // The client hangs up while the identity provider is still answering.
-        let gone = tokio::time::timeout(StdDuration::from_millis(20), refresh).await;
-        assert!(gone.is_err());
-        assert!(coordinator.in_flight().is_empty());
-    }
+/// What a link is bound to: it opens only for the same session key.
+fn link_purpose(session: &str) -> String {
+    format!("refresh-link:{session}")
 }
+
+#[cfg(test)]
+mod tests;

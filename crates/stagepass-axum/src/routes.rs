@@ -196,19 +196,27 @@ struct SessionCookies<'a> {
 
 impl SessionCookies<'_> {
     /// Stores the provider's refresh token, encrypted and bound to provider and environment.
-    fn set_refresh_token(&mut self, token: &RefreshToken) {
+    /// Fails, writing no refresh cookie, when the token needs more than
+    /// [`MAX_CHUNKS`](crate::cookies::MAX_CHUNKS) cookies.
+    fn set_refresh_token(&mut self, token: &RefreshToken) -> Result<(), Error> {
         let sealed = self
             .inner
             .cipher
             .seal(&refresh_purpose(self.id, self.env_name), token.secret());
-        self.writer.set_chunked(
-            &self.attrs,
-            self.request,
-            &refresh_cookie(self.id),
-            &sealed,
-            self.env.session_duration,
-            self.now,
-        );
+        self.writer
+            .set_chunked(
+                &self.attrs,
+                self.request,
+                &refresh_cookie(self.id),
+                &sealed,
+                self.env.session_duration,
+                self.now,
+            )
+            .map_err(|error| {
+                Error::internal(format!(
+                    "the identity provider's refresh token cannot be kept in cookies: {error}"
+                ))
+            })
     }
 
     /// Stores the granted scope.
@@ -385,7 +393,16 @@ fn app_origin_url(inner: &Inner, origin: Option<&str>) -> Option<Url> {
         .or_else(|| Some(inner.app_base_url.clone()))
 }
 
+/// Checks a `redirectUrl` before it is kept in the state and again before the callback
+/// redirects to it. The URL parser drops tabs and line breaks that the `Location` header
+/// cannot carry, so such a value is refused here rather than checked in one form and sent in
+/// another.
 fn check_redirect_url(inner: &Inner, target: &str) -> Result<(), Error> {
+    if target.chars().any(char::is_control) {
+        return Err(Error::input(
+            "Invalid redirectUrl, it contains control characters",
+        ));
+    }
     let origin = AllowedOrigins::normalize(target)
         .ok_or_else(|| Error::input("Invalid redirectUrl, failed to parse"))?;
     if !inner.origins.is_allowed(&origin) {
@@ -535,8 +552,10 @@ async fn unsolicited_login(
                 now: inner.clock.now(),
                 writer: CookieWriter::new(),
             };
-            if let Some(refresh) = &authenticated.session.refresh_token {
-                session_cookies.set_refresh_token(refresh);
+            if let Some(refresh) = &authenticated.session.refresh_token
+                && let Err(error) = session_cookies.set_refresh_token(refresh)
+            {
+                return redirect_error(inner, &error);
             }
             let mut response = redirect(inner.app_base_url.as_str());
             session_cookies.writer.apply(response.headers_mut());
@@ -600,13 +619,17 @@ async fn complete_login(
         }
     }
     let cookies = RequestCookies::from_headers(headers);
+    // A second copy of a login cookie can only come from another site tossing cookies at
+    // this host: refuse the login instead of choosing one.
+    let ambiguous = |_| Error::not_allowed("Auth response has an ambiguous login cookie");
     let cookie_nonce = cookies
-        .get(&nonce_cookie(id))
+        .read(&nonce_cookie(id))
+        .map_err(ambiguous)?
         .ok_or_else(|| Error::not_allowed("Auth response is missing cookie nonce"))?;
     if !constant_time_eq(cookie_nonce, &state.nonce) {
         return Err(Error::not_allowed("Invalid nonce"));
     }
-    let flow_data = match cookies.get(&flow_cookie(id)) {
+    let flow_data = match cookies.read(&flow_cookie(id)).map_err(ambiguous)? {
         Some(sealed) => Some(FlowData::new(
             inner
                 .cipher
@@ -662,12 +685,12 @@ async fn complete_login(
         session_cookies.set_granted_scope(scope);
     }
     if let Some(refresh) = &authenticated.session.refresh_token {
-        session_cookies.set_refresh_token(refresh);
+        session_cookies.set_refresh_token(refresh)?;
     }
     let SessionCookies {
         attrs, mut writer, ..
     } = session_cookies;
-    if cookies.get(&flow_cookie(id)).is_some() {
+    if cookies.contains(&flow_cookie(id)) {
         writer.remove(&attrs, &attrs.handler_path(), &flow_cookie(id), now);
     }
     Ok((
@@ -791,7 +814,8 @@ async fn refresh_oauth(
     let failed = |cause: Error| Error::authentication("Refresh failed").with_cause(cause);
     let cookies = RequestCookies::from_headers(headers);
     let sealed = cookies
-        .get_chunked(&refresh_cookie(id))
+        .read_chunked(&refresh_cookie(id))
+        .map_err(|e| failed(Error::input(format!("Ambiguous session cookie, {e}"))))?
         .ok_or_else(|| failed(Error::input("Missing session cookie")))?;
     let refresh_token = RefreshToken::new(
         inner
@@ -871,7 +895,9 @@ async fn refresh_oauth(
     if let Some(new_token) = &authenticated.session.refresh_token
         && new_token != &refresh_token
     {
-        session_cookies.set_refresh_token(new_token);
+        session_cookies
+            .set_refresh_token(new_token)
+            .map_err(failed)?;
     }
     if policy.persist {
         session_cookies.set_granted_scope(&scope);
@@ -929,6 +955,14 @@ async fn logout(
                 .ok()
         })
         .map(RefreshToken::new);
+    // A cookie with a token that a recent refresh spent must not take over the rotated
+    // session after this logout, on any replica.
+    if let Some(token) = &refresh_token {
+        inner
+            .refreshes
+            .end_session(&inner.cipher, inner.clock.as_ref(), &id, env_name, token)
+            .await;
+    }
     let outcome = env
         .strategy
         .logout(LogoutRequest::new(refresh_token.as_ref()))
@@ -1045,7 +1079,7 @@ async fn verify_with_reload(
     keys: &[stagepass_core::PublicJwk],
     now: i64,
 ) -> Result<stagepass_identity::VerifiedClaims, Error> {
-    let error = match verify_user_token(token, keys, now) {
+    let error = match verify_user_token(token, keys, &inner.auth_base_url, now) {
         Ok(claims) => return Ok(claims),
         Err(error) => error,
     };
@@ -1053,7 +1087,7 @@ async fn verify_with_reload(
     match token_kid(token) {
         Some(kid) if !known(&kid) => {
             let keys = inner.issuer.reload_public_keys(&kid).await?;
-            verify_user_token(token, &keys, now)
+            verify_user_token(token, &keys, &inner.auth_base_url, now)
         }
         _ => Err(error),
     }

@@ -18,7 +18,7 @@ use stagepass_core::{
     TokenParams,
 };
 use stagepass_identity::{MemoryKeyStore, MemoryUserInfoStore, TokenFactory};
-use stagepass_testkit::{TestClient, TestResponse, TestStrategy, TestUser};
+use stagepass_testkit::{ManualClock, TestClient, TestResponse, TestStrategy, TestUser};
 use tokio::task::JoinSet;
 use url::Url;
 
@@ -76,12 +76,23 @@ impl Strategy for SlowIdp {
 /// A replica: its own backend (own token factory, own in-flight refreshes) on the shared
 /// identity provider, session secret and ephemeral store.
 fn replica(idp: &Arc<TestStrategy>, store: Option<Arc<dyn EphemeralStore>>) -> Arc<TestClient> {
+    replica_on(idp, store, None)
+}
+
+/// A [`replica`], on `clock` if there is one.
+fn replica_on(
+    idp: &Arc<TestStrategy>,
+    store: Option<Arc<dyn EphemeralStore>>,
+    clock: Option<Arc<ManualClock>>,
+) -> Arc<TestClient> {
     let user_info = Arc::new(MemoryUserInfoStore::new());
-    let issuer = TokenFactory::builder("http://localhost:7007/api/auth")
+    let mut issuer = TokenFactory::builder("http://localhost:7007/api/auth")
         .key_store(Arc::new(MemoryKeyStore::new()))
-        .user_info_store(user_info.clone())
-        .build()
-        .unwrap();
+        .user_info_store(user_info.clone());
+    if let Some(clock) = &clock {
+        issuer = issuer.clock(clock.clone());
+    }
+    let issuer = issuer.build().unwrap();
     let env =
         OAuthEnvironment::new(Arc::new(SlowIdp(idp.clone()))).sign_in(Arc::new(UsernameResolver));
     let mut builder = AuthBackend::builder()
@@ -93,6 +104,9 @@ fn replica(idp: &Arc<TestStrategy>, store: Option<Arc<dyn EphemeralStore>>) -> A
         .oauth_provider("test", [("development".to_owned(), env)]);
     if let Some(store) = store {
         builder = builder.ephemeral_store(store);
+    }
+    if let Some(clock) = clock {
+        builder = builder.clock(clock);
     }
     let router = axum::Router::new().nest("/api/auth", builder.build().unwrap().router());
     Arc::new(TestClient::new(router))
@@ -279,4 +293,114 @@ async fn a_client_that_hangs_up_mid_refresh_does_not_lose_the_rotated_token() {
     let responses = refresh_together(std::slice::from_ref(&client)).await;
     assert_all_refreshed(&responses, &idp);
     assert_eq!(idp.calls().refresh_scopes.len(), 1);
+}
+
+/// Logs the session of `client` out, with whatever refresh cookie it holds.
+async fn logout(client: &TestClient) {
+    let res = client
+        .post("/api/auth/test/logout?env=development")
+        .xhr()
+        .header("origin", APP)
+        .send()
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(client.cookie("test-refresh-token").is_none());
+}
+
+/// Refreshes with the refresh cookie `cookie`, as a browser that replays it would.
+async fn refresh_with(client: &TestClient, cookie: &str) -> TestResponse {
+    client.set_cookie("test-refresh-token", "/api/auth/test", cookie);
+    client
+        .get("/api/auth/test/refresh?env=development")
+        .xhr()
+        .send()
+        .await
+}
+
+/// A refresh refused as Backstage refuses one without a usable session: 401, no identity.
+fn assert_refused(res: &TestResponse) {
+    assert_eq!(res.status, 401, "{}", res.text());
+    let body = res.json();
+    assert_eq!(body["error"]["name"], "AuthenticationError", "{body}");
+    assert!(body.get("backstageIdentity").is_none(), "{body}");
+    assert!(res.set_cookie("test-refresh-token").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_cookie_replayed_after_logout_gets_no_session() {
+    let idp = Arc::new(TestStrategy::new(ScopePolicy::default()));
+    let client = replica(&idp, None);
+    let spent = login(&client, &idp, "jane").await;
+    let rotated =
+        assert_all_refreshed(&refresh_together(std::slice::from_ref(&client)).await, &idp);
+
+    // The browser logs out with the rotated cookie; the old one is replayed at once.
+    logout(&client).await;
+    assert!(!idp.is_refresh_token_valid(&rotated));
+    assert_refused(&refresh_with(&client, &spent).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_with_the_spent_cookie_ends_the_handoff_too() {
+    let idp = Arc::new(TestStrategy::new(ScopePolicy::default()));
+    let client = replica(&idp, None);
+    let spent = login(&client, &idp, "jane").await;
+    refresh_together(std::slice::from_ref(&client)).await;
+
+    // A tab that never saw the rotated cookie logs out with the old one.
+    client.set_cookie("test-refresh-token", "/api/auth/test", &spent);
+    logout(&client).await;
+    let refreshes = idp.calls().refresh_scopes.len();
+    let res = refresh_with(&client, &spent).await;
+    assert_refused(&res);
+    assert!(
+        res.text().contains("the session has ended"),
+        "{}",
+        res.text()
+    );
+    assert_eq!(idp.calls().refresh_scopes.len(), refreshes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_at_one_replica_ends_the_handoff_at_every_replica() {
+    let idp = Arc::new(TestStrategy::new(ScopePolicy::default()));
+    let store: Arc<dyn EphemeralStore> = Arc::new(MemoryEphemeralStore::new());
+    let a = replica(&idp, Some(store.clone()));
+    let b = replica(&idp, Some(store.clone()));
+    let spent = login(&a, &idp, "jane").await;
+    b.set_cookie("test-refresh-token", "/api/auth/test", &spent);
+    let responses = refresh_together(&[a.clone(), b.clone()]).await;
+    assert_all_refreshed(&responses, &idp);
+    assert_eq!(idp.calls().refresh_scopes.len(), 1);
+
+    // Logged out at B with the rotated cookie; the old cookie is replayed at A, then at B.
+    logout(&b).await;
+    assert_refused(&refresh_with(&a, &spent).await);
+    assert_refused(&refresh_with(&b, &spent).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_cookie_gets_the_rotated_session_only_for_a_few_seconds() {
+    let idp = Arc::new(TestStrategy::new(ScopePolicy::default()));
+    let clock = Arc::new(ManualClock::starting_now());
+    let client = replica_on(&idp, None, Some(clock.clone()));
+    let spent = login(&client, &idp, "jane").await;
+    let rotated =
+        assert_all_refreshed(&refresh_together(std::slice::from_ref(&client)).await, &idp);
+
+    // A request that was on the wire while the cookie rotated still gets the new session.
+    clock.advance(time::Duration::seconds(2));
+    let late = refresh_with(&client, &spent).await;
+    assert_eq!(
+        assert_all_refreshed(std::slice::from_ref(&late), &idp),
+        rotated
+    );
+    assert_eq!(idp.calls().refresh_scopes.len(), 1);
+
+    // Well after the refresh, the old cookie is only a spent token, which the provider refuses.
+    clock.advance(time::Duration::seconds(6));
+    let stale = refresh_with(&client, &spent).await;
+    assert_refused(&stale);
+    assert!(stale.text().contains("invalid_grant"), "{}", stale.text());
+    assert!(idp.is_refresh_token_valid(&rotated));
 }
