@@ -150,12 +150,7 @@ impl IdpSource {
         explicit: Explicit,
         refresh: Duration,
     ) -> Result<Self, ConfigError> {
-        let loopback = matches!(
-            url.host(),
-            Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-        ) || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-            || url.host_str() == Some("localhost");
-        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        if !is_secure_endpoint(&url) {
             return Err(ConfigError::Metadata(
                 "`metadataUrl` must be https (http only to a loopback address)".to_owned(),
             ));
@@ -183,6 +178,40 @@ impl IdpSource {
             Self::Remote(remote) => remote.get().await,
         }
     }
+}
+
+/// Whether `url` is fit for an identity provider endpoint: https, or plain http to a loopback
+/// host (`127.0.0.0/8`, `::1`, `localhost`) for development. Anything else would send the
+/// browser, or our own requests, over a channel a network attacker can read and change.
+pub(crate) fn is_secure_endpoint(url: &Url) -> bool {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
+}
+
+/// The `Location` of the first `element` with the HTTP-Redirect binding, if there is one. A
+/// location that is not a URL, or not https (plain http only to a loopback host), refuses the
+/// whole metadata document: it names where the browser is sent.
+fn redirect_location(
+    services: &[samael::metadata::Endpoint],
+    element: &str,
+) -> Result<Option<Url>, ConfigError> {
+    let Some(service) = services.iter().find(|s| s.binding == REDIRECT_BINDING) else {
+        return Ok(None);
+    };
+    let url = Url::parse(&service.location).map_err(|_| {
+        ConfigError::Metadata(format!("the metadata's {element} Location is not a URL"))
+    })?;
+    if !is_secure_endpoint(&url) {
+        return Err(ConfigError::Metadata(format!(
+            "the metadata's {element} Location must be https (http only to a loopback address)"
+        )));
+    }
+    Ok(Some(url))
 }
 
 /// Fetches the metadata document, refusing one larger than [`MAX_METADATA_BYTES`].
@@ -292,14 +321,13 @@ pub(crate) fn parse(xml: &str, explicit: &Explicit) -> Result<Idp, ConfigError> 
             .filter(|id| !id.is_empty())
             .ok_or_else(|| fail("the metadata has no entityID"))?,
     };
+    // SAML Metadata 2.4.3: the single sign-on endpoint the browser is sent to. Checked even
+    // when `entryPoint` is given, so that a document with a plain-http endpoint is refused
+    // however it is configured.
+    let sso = redirect_location(&descriptor.single_sign_on_services, "SingleSignOnService")?;
     let entry_point = match &explicit.entry_point {
         Some(url) => url.clone(),
-        None => descriptor
-            .single_sign_on_services
-            .iter()
-            .find(|s| s.binding == REDIRECT_BINDING)
-            .and_then(|s| Url::parse(&s.location).ok())
-            .ok_or_else(|| fail("the metadata has no HTTP-Redirect SingleSignOnService"))?,
+        None => sso.ok_or_else(|| fail("the metadata has no HTTP-Redirect SingleSignOnService"))?,
     };
     let certs = if explicit.certs.is_empty() {
         let wanted = |use_: Option<&str>| {
@@ -325,11 +353,7 @@ pub(crate) fn parse(xml: &str, explicit: &Explicit) -> Result<Idp, ConfigError> 
     if certs.is_empty() {
         return Err(fail("the metadata has no signing certificate"));
     }
-    let logout_url = descriptor
-        .single_logout_services
-        .iter()
-        .find(|s| s.binding == REDIRECT_BINDING)
-        .and_then(|s| Url::parse(&s.location).ok());
+    let logout_url = redirect_location(&descriptor.single_logout_services, "SingleLogoutService")?;
     Ok(from_settings(entity_id, entry_point, certs, logout_url))
 }
 
@@ -356,15 +380,95 @@ mod tests {
     }
 
     fn metadata(cert: &str) -> String {
+        metadata_with(cert, "https://idp.example.com/sso", None)
+    }
+
+    /// An IdP metadata document with these single sign-on and single logout locations.
+    fn metadata_with(cert: &str, sso: &str, slo: Option<&str>) -> String {
+        let slo = slo
+            .map(|slo| {
+                format!(
+                    "<md:SingleLogoutService Binding=\"{REDIRECT_BINDING}\" Location=\"{slo}\"/>"
+                )
+            })
+            .unwrap_or_default();
         format!(
             "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
              xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"https://idp.example.com\">\
              <md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\
              <md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}\
-             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
-             <md:SingleSignOnService Binding=\"{REDIRECT_BINDING}\" Location=\"https://idp.example.com/sso\"/>\
+             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>{slo}\
+             <md:SingleSignOnService Binding=\"{REDIRECT_BINDING}\" Location=\"{sso}\"/>\
              </md:IDPSSODescriptor></md:EntityDescriptor>"
         )
+    }
+
+    fn parse_error(xml: &str) -> String {
+        parse(xml, &Explicit::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn metadata_endpoints_must_be_https_or_loopback_http() {
+        let cert = cert("idp-cert.pem");
+        let https = "https://idp.example.com/sso";
+        for sso in [
+            "http://idp.example.com/sso",
+            "http://127.0.0.1.evil.example/sso",
+            "javascript:alert(1)",
+            "ftp://idp.example.com/sso",
+            "not a url",
+        ] {
+            let error = parse_error(&metadata_with(&cert, sso, None));
+            assert!(
+                error.contains("SingleSignOnService Location"),
+                "{sso}: {error}"
+            );
+        }
+        for slo in ["http://idp.example.com/slo", "data:text/html,hi"] {
+            let error = parse_error(&metadata_with(&cert, https, Some(slo)));
+            assert!(
+                error.contains("SingleLogoutService Location"),
+                "{slo}: {error}"
+            );
+        }
+        // An explicit `entryPoint` does not make a document with a plain-http endpoint usable.
+        let explicit = Explicit {
+            entry_point: Some(Url::parse(https).unwrap()),
+            ..Explicit::default()
+        };
+        let plain = metadata_with(&cert, "http://idp.example.com/sso", None);
+        assert!(parse(&plain, &explicit).is_err());
+        for sso in [
+            https,
+            "http://127.0.0.1:8080/sso",
+            "http://127.1.2.3/sso",
+            "http://[::1]:8080/sso",
+            "http://localhost:8080/sso",
+        ] {
+            let idp = parse(&metadata_with(&cert, sso, Some(sso)), &Explicit::default()).unwrap();
+            assert_eq!(idp.entry_point.as_str(), Url::parse(sso).unwrap().as_str());
+            assert!(idp.logout_url.is_some(), "{sso}");
+        }
+    }
+
+    #[test]
+    fn the_metadata_url_must_be_https_or_loopback_http() {
+        for url in ["http://idp.example.com/metadata", "file:///etc/passwd"] {
+            let refused = IdpSource::remote(
+                Url::parse(url).unwrap(),
+                Explicit::default(),
+                METADATA_REFRESH,
+            );
+            assert!(refused.is_err(), "{url}");
+        }
+        for url in ["https://idp.example.com/metadata", "http://[::1]/metadata"] {
+            let taken = IdpSource::remote(
+                Url::parse(url).unwrap(),
+                Explicit::default(),
+                METADATA_REFRESH,
+            );
+            assert!(taken.is_ok(), "{url}");
+        }
     }
 
     /// A loopback HTTP server answering every request with the current document (or 500 when

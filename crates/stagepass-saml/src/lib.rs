@@ -30,9 +30,16 @@
 //!   its parent's `ID`, the Response and the assertion signed as `wantAuthnResponseSigned` and
 //!   `wantAssertionsSigned` say (both by default, one at least), only SHA-256/384/512 signature and
 //!   digest algorithms (SHA-1 is refused) and canonicalization/enveloped-signature transforms;
-//! - the Response's `Destination` (when present) is the callback URL and its `InResponseTo`
+//! - the Response's `Destination` is the callback URL; a signed Response must carry one (SAML
+//!   Bindings 3.5.5.2) unless [`SamlProviderBuilder::dangerously_allow_missing_destination`]
+//!   says otherwise, while an unsigned Response (only its assertion signed) may leave it out,
+//!   the assertion's signed `Recipient` binding it to the callback URL then; its `InResponseTo`
 //!   (when present) is the request id; with no request id (IdP-initiated login, when allowed)
 //!   there must be no `InResponseTo` anywhere;
+//! - the identity provider's endpoints (`entryPoint`, `logoutUrl`, and the single sign-on and
+//!   single logout locations of its metadata) are https, or plain http to a loopback host:
+//!   metadata naming any other is refused; a configured URL must be http or https, and one on
+//!   plain http to another host is logged as a warning;
 //! - by samael: an XML signature by one of the configured IdP certificates (never a key or
 //!   certificate carried in the message), the Response `Destination`, `Issuer` (the configured
 //!   `idpIssuer`), the assertion's `Issuer`, `NotBefore` / `NotOnOrAfter` with the accepted
@@ -159,6 +166,9 @@ pub enum ConfigError {
     /// A certificate is neither base64 DER nor PEM.
     #[error("saml `cert` entry {0} is not a base64 or PEM X.509 certificate")]
     InvalidCertificate(usize),
+    /// A configured identity provider endpoint is neither an http nor an https URL.
+    #[error("saml `{0}` must be an http or https URL")]
+    EndpointScheme(&'static str),
 }
 
 /// Why a `SAMLResponse` was refused; shown to the user as an `AuthenticationError`.
@@ -219,6 +229,9 @@ pub enum ResponseError {
     /// The Response's `Destination` is not the callback URL.
     #[error("SAML response destination does not match the callback URL")]
     Destination,
+    /// The Response is signed and has no `Destination` (SAML Bindings 3.5.5.2).
+    #[error("SAML response is signed but has no Destination")]
+    MissingDestination,
     /// The login's request id is missing (no flow cookie) or does not match.
     #[error("SAML response InResponseTo does not match the login request")]
     InResponseTo,
@@ -276,6 +289,7 @@ pub struct SamlProviderBuilder {
     email_attributes: Vec<String>,
     display_name_attributes: Vec<String>,
     dangerously_allow_sha1: bool,
+    dangerously_allow_missing_destination: bool,
 }
 
 /// How the AuthnRequest is signed (`signatureAlgorithm`): RSA with SHA-256 (the default) or
@@ -506,6 +520,16 @@ impl SamlProviderBuilder {
         self
     }
 
+    /// `dangerouslyAllowMissingDestination`: accept a signed Response that carries no
+    /// `Destination`, for an identity provider that leaves it out. Off by default: SAML Bindings
+    /// 3.5.5.2 requires it on a signed Response sent by HTTP-POST, and it is what ties the
+    /// signed Response to this callback URL. A `Destination` that is present must still equal
+    /// the callback URL, and the assertion's `Recipient` is checked either way.
+    pub fn dangerously_allow_missing_destination(mut self, allow: bool) -> Self {
+        self.dangerously_allow_missing_destination = allow;
+        self
+    }
+
     /// Attribute names to read the e-mail address from, tried in order before the defaults
     /// (`email`, `mail`, `emailAddress`, the Entra ID / ADFS claim URI and the LDAP OID).
     pub fn email_attributes<I, S>(mut self, names: I) -> Self
@@ -540,6 +564,12 @@ impl SamlProviderBuilder {
     /// Checks the settings and builds the provider.
     pub fn build(self) -> std::result::Result<SamlProvider, ConfigError> {
         let issuer = self.issuer.ok_or(ConfigError::Missing("issuer"))?;
+        if let Some(url) = &self.entry_point {
+            check_configured_endpoint("entryPoint", url)?;
+        }
+        if let Some(url) = &self.logout_url {
+            check_configured_endpoint("logoutUrl", url)?;
+        }
         let mut certificates = Vec::with_capacity(self.certs.len());
         for (index, cert) in self.certs.iter().enumerate() {
             let der = decode_certificate(cert).ok_or(ConfigError::InvalidCertificate(index))?;
@@ -628,12 +658,30 @@ impl SamlProviderBuilder {
                 .replay_store
                 .unwrap_or_else(|| Arc::new(MemoryEphemeralStore::new())),
             allow_sha1: self.dangerously_allow_sha1,
+            allow_missing_destination: self.dangerously_allow_missing_destination,
             profile_attributes: ProfileAttributes {
                 email: with_defaults(self.email_attributes, EMAIL_ATTRIBUTES),
                 display_name: with_defaults(self.display_name_attributes, DISPLAY_NAME_ATTRIBUTES),
             },
         })
     }
+}
+
+/// A configured IdP endpoint: an http or https URL. Backstage takes any, and a deployment may
+/// reach its IdP over plain http on a private network, so plain http to a host that is not
+/// loopback is only logged; any other scheme is refused.
+fn check_configured_endpoint(key: &'static str, url: &Url) -> std::result::Result<(), ConfigError> {
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(ConfigError::EndpointScheme(key));
+    }
+    if !idp::is_secure_endpoint(url) {
+        tracing::warn!(
+            key,
+            url = %url,
+            "saml endpoint is plain http: the browser's requests to the identity provider can be read and changed on the way"
+        );
+    }
+    Ok(())
 }
 
 /// A certificate as base64 DER or PEM.
@@ -685,6 +733,8 @@ pub struct SamlProvider {
     profile_attributes: ProfileAttributes,
     /// `dangerouslyAllowSha1`.
     allow_sha1: bool,
+    /// `dangerouslyAllowMissingDestination`.
+    allow_missing_destination: bool,
 }
 
 /// The attribute names the profile is read from, each list in order.
@@ -780,12 +830,19 @@ impl SamlProvider {
             .map_err(|_| ResponseError::Encoding)?;
         let xml = String::from_utf8(bytes).map_err(|_| ResponseError::Encoding)?;
         let outline = inspect::inspect(&xml, self.decryption_key.is_some(), self.allow_sha1)?;
-        if outline
-            .destination
-            .as_deref()
-            .is_some_and(|d| d != callback_url.as_str())
-        {
-            return Err(ResponseError::Destination);
+        match outline.destination.as_deref() {
+            Some(destination) if destination != callback_url.as_str() => {
+                return Err(ResponseError::Destination);
+            }
+            // SAML Bindings 3.5.5.2: a signed Response sent by HTTP-POST must name its
+            // Destination, which binds the signature to this callback. samael does not require
+            // it of the document it reads (reduced to what was signed, or with the Response
+            // signature taken out after decryption). An unsigned Response may leave it out: the
+            // assertion's signed bearer `Recipient` is checked against the callback then.
+            None if outline.response_signed && !self.allow_missing_destination => {
+                return Err(ResponseError::MissingDestination);
+            }
+            _ => {}
         }
         // Without a request id (no flow cookie) only an IdP-initiated response can pass: allowed
         // by configuration, and answering no request at all.
@@ -1353,6 +1410,34 @@ mod tests {
         );
         assert_eq!(found.profile.email.as_deref(), Some("jane@example.com"));
         assert_eq!(found.profile.display_name.as_deref(), Some("Jane Doe"));
+    }
+
+    #[test]
+    fn configured_endpoints_must_be_http_or_https() {
+        let pem = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../stagepass-testkit/idp/saml/keys/idp-cert.pem"
+        ))
+        .unwrap();
+        let builder = |entry_point: &str| {
+            SamlProvider::builder()
+                .entry_point(Url::parse(entry_point).unwrap())
+                .issuer("https://sp.example.com")
+                .idp_issuer("https://idp.example.com")
+                .cert(pem.clone())
+        };
+        let refused = builder("javascript:alert(1)").build().unwrap_err();
+        assert!(matches!(refused, ConfigError::EndpointScheme("entryPoint")));
+        let refused = builder("https://idp.example.com/sso")
+            .logout_url(Url::parse("data:text/html,x").unwrap())
+            .build()
+            .unwrap_err();
+        assert!(matches!(refused, ConfigError::EndpointScheme("logoutUrl")));
+        // Plain http is only warned about: Backstage takes it, and so do private networks.
+        builder("http://idp.internal/sso")
+            .logout_url(Url::parse("http://idp.internal/slo").unwrap())
+            .build()
+            .unwrap();
     }
 
     #[test]
