@@ -19,6 +19,8 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// At most this many lookups are remembered; beyond it the cache starts afresh.
 const MAX_CACHE_ENTRIES: usize = 4096;
+/// The expiry of a cached answer whose TTL overflows the clock: thirty years from now.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 /// How many levels of parent groups transitive ownership follows.
 const MAX_GROUP_DEPTH: usize = 32;
@@ -144,7 +146,9 @@ impl HttpCatalogBuilder {
         self
     }
 
-    /// How long answers are remembered (30 s by default); zero turns the cache off.
+    /// How long answers are remembered (30 s by default); zero turns the cache off. A TTL too
+    /// long for the clock to represent (such as `Duration::MAX`) keeps answers until the cache
+    /// is cleared or full.
     #[must_use]
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
@@ -278,7 +282,12 @@ impl<T: Clone> Cache<T> {
                 self.entries.clear();
             }
         }
-        self.entries.insert(key, (now + ttl, value));
+        // `Instant + Duration` panics on overflow: a TTL past what the clock can represent
+        // means thirty years (as tokio's "far future"), or no caching if even that overflows.
+        let Some(expires) = now.checked_add(ttl).or_else(|| now.checked_add(FAR_FUTURE)) else {
+            return;
+        };
+        self.entries.insert(key, (expires, value));
     }
 
     fn clear(&mut self) {

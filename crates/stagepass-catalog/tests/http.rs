@@ -382,6 +382,24 @@ async fn answers_are_cached_briefly() {
 }
 
 #[tokio::test]
+async fn a_cache_ttl_past_the_clock_caches_without_panicking() {
+    let (fixture, base) = setup().await;
+    let forever = HttpCatalog::builder(base.as_str())
+        .token(ServiceToken::new(TOKEN))
+        .cache_ttl(Duration::MAX)
+        .build()
+        .unwrap();
+    let jane = user_ref("user:default/jane");
+    forever.find_user(&jane).await.unwrap();
+    forever.find_user(&jane).await.unwrap();
+    assert_eq!(
+        fixture.requests.load(Ordering::SeqCst),
+        1,
+        "the second from the cache"
+    );
+}
+
+#[tokio::test]
 async fn failures_are_service_unavailable_without_the_token() {
     let (fixture, base) = setup().await;
     let jane = user_ref("user:default/jane");

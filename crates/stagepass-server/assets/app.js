@@ -36,6 +36,18 @@ function homeOrigin() {
   return new URL(state.config.authBaseUrl).origin;
 }
 
+// The URL to open after signing out, if `value` is an absolute http(s) URL; anything else
+// (`javascript:`, `data:`, a relative path, not a string) is never navigated to.
+function safeLogoutUrl(value) {
+  if (typeof value !== 'string') return null;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
 // A sentence a person understands for the errors people meet most, or null.
 function friendly(message, name) {
   const m = message || '';
@@ -247,12 +259,18 @@ function popupLogin(provider) {
       return;
     }
     let targetOrigin = '';
+    // As in Backstage's showLoginPopup: a message counts only when it comes from the popup and
+    // from the auth backend, the origin its sign-in started at (or the configured backend
+    // origin, where the callback answers). Once the popup is at the identity provider, or at
+    // any other site, whatever that site posts is ignored.
+    const trustedOrigins = new Set([new URL(url).origin, homeOrigin()]);
     const done = () => {
       window.removeEventListener('message', onMessage);
       clearInterval(closed);
     };
     const onMessage = (event) => {
       if (event.source !== popup) return;
+      if (!trustedOrigins.has(event.origin)) return;
       const data = event.data || {};
       if (data.type === 'config_info') {
         targetOrigin = data.targetOrigin;
@@ -325,7 +343,8 @@ async function signOut() {
       headers: { 'x-requested-with': 'XMLHttpRequest' },
     });
     const body = res.headers.get('content-type')?.includes('json') ? await res.json() : {};
-    if (body.logoutUrl) window.open(body.logoutUrl, '_blank', 'noopener');
+    const logoutUrl = safeLogoutUrl(body.logoutUrl);
+    if (logoutUrl) window.open(logoutUrl, '_blank', 'noopener');
   }
   clearSession();
 }

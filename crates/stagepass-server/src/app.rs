@@ -129,6 +129,8 @@ async fn open_stores(config: &ServerConfig) -> anyhow::Result<Stores> {
 
 /// Builds the server. Every configuration problem is reported with its file and key.
 pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
+    // First, so that a refused CORS setting stops the server before it opens anything.
+    let cors = config.backend.cors.as_ref().map(cors_layer).transpose()?;
     let Stores {
         key_store,
         user_info,
@@ -202,8 +204,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
     }
 
     // The sign-in page is served by this server, so its own origin may start logins too.
-    let mut extra_origins = config.auth.extra_allowed_origins.clone();
-    extra_origins.push(config.backend.base_url.origin().ascii_serialization());
+    let extra_origins = config.auth.extra_allowed_origins.clone();
 
     let directory = catalog::directory(&config.reader())?;
     let mut builder = AuthBackend::builder()
@@ -213,7 +214,8 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         .user_info_store(user_info)
         .ephemeral_store(coordination)
         .session_secret(session_secret)
-        .extra_allowed_origins(extra_origins);
+        .extra_allowed_origins(extra_origins)
+        .allowed_origin(config.backend.base_url.clone());
     if let Some(directory) = directory {
         builder = builder.user_directory(directory);
     }
@@ -272,8 +274,8 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         providers: page_providers,
     };
     let mut router = web::router(&backend, issuer, &page);
-    if let Some(cors) = &config.backend.cors {
-        router = router.layer(cors_layer(cors)?);
+    if let Some(cors) = cors {
+        router = router.layer(cors);
     }
     Ok(App { router, backend })
 }
@@ -312,18 +314,57 @@ fn guest_provider(
     builder.build().map_err(|e| reader.error("", e.to_string()))
 }
 
+/// Origins that no frontend's `backend.cors.origin` should match: a pattern that matches one
+/// of them matches (nearly) every origin. `null` is the origin of sandboxed frames and `data:`
+/// pages, which any website can create.
+const CORS_PROBE_ORIGINS: &[&str] = &[
+    "https://stagepass-cors-probe.invalid",
+    "http://stagepass-cors-probe.invalid",
+    "http://stagepass-cors-probe.invalid:1",
+    "null",
+];
+
+/// The CORS layer of `backend.cors`, as the `cors` package Backstage uses answers, except that
+/// no setting lets an arbitrary website read responses with the user's cookies:
+///
+/// - `credentials: true` needs `origin`: reflecting whatever `Origin` a request carries (what
+///   the `cors` package does when `origin` is missing) would let any website call `/refresh`
+///   with the user's cookies and read the tokens. Refused at start.
+/// - `credentials: true` with a pattern that matches every origin (`*`, `https://*`, `*//*`, or
+///   `null`) amounts to the same and is refused too. Backstage's `*` is sent as a literal `*`,
+///   which browsers refuse for credentialed requests, so such a configuration never worked
+///   with credentials there either.
+/// - Without credentials, `*` (or no `origin`) answers `Access-Control-Allow-Origin: *`.
 fn cors_layer(cors: &crate::config::CorsConfig) -> anyhow::Result<CorsLayer> {
     let mut layer = CorsLayer::new();
     layer = match &cors.origins {
-        Some(origins) => {
-            let origins = origins.clone();
-            layer.allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-                origin
-                    .to_str()
-                    .is_ok_and(|o| origins.iter().any(|p| p == o || glob_match(p, o)))
-            }))
+        Some(origins) if cors.credentials => {
+            for pattern in origins {
+                let everything = pattern == "*"
+                    || CORS_PROBE_ORIGINS
+                        .iter()
+                        .any(|probe| pattern == probe || glob_match(pattern, probe));
+                if everything {
+                    bail!(
+                        "backend.cors.origin: {pattern:?} matches any origin, and with \
+                         backend.cors.credentials: true every website could read tokens with \
+                         the user's cookies; list the frontend's origins (globs such as \
+                         https://*.example.com are fine)"
+                    );
+                }
+            }
+            layer.allow_origin(origin_patterns(origins.clone()))
         }
-        None if cors.credentials => layer.allow_origin(AllowOrigin::mirror_request()),
+        Some(origins) if origins.iter().any(|p| p == "*") => {
+            layer.allow_origin(tower_http::cors::Any)
+        }
+        Some(origins) => layer.allow_origin(origin_patterns(origins.clone())),
+        None if cors.credentials => bail!(
+            "backend.cors.origin: required when backend.cors.credentials is true (without it, \
+             every website could read tokens with the user's cookies); set it to the origin of \
+             the Backstage frontend, e.g. {:?}",
+            "https://backstage.example.com"
+        ),
         None => layer.allow_origin(tower_http::cors::Any),
     };
     let methods = if cors.methods.is_empty() {
@@ -372,4 +413,126 @@ fn cors_layer(cors: &crate::config::CorsConfig) -> anyhow::Result<CorsLayer> {
         layer = layer.max_age(std::time::Duration::from_secs(max_age));
     }
     Ok(layer)
+}
+
+/// Allows the origins that equal or match (as globs) one of `patterns`, never `null`.
+fn origin_patterns(patterns: Vec<String>) -> AllowOrigin {
+    AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+        origin
+            .to_str()
+            .is_ok_and(|o| o != "null" && patterns.iter().any(|p| p == o || glob_match(p, o)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::Router;
+    use axum::routing::get;
+    use http::{Request, header};
+    use tower::ServiceExt as _;
+
+    use super::cors_layer;
+    use crate::config::CorsConfig;
+
+    fn cors(origins: Option<&[&str]>, credentials: bool) -> CorsConfig {
+        CorsConfig {
+            origins: origins.map(|o| o.iter().map(|s| (*s).to_owned()).collect()),
+            methods: vec!["GET".into(), "POST".into()],
+            allowed_headers: None,
+            exposed_headers: Vec::new(),
+            credentials,
+            max_age: None,
+        }
+    }
+
+    /// The `Access-Control-Allow-Origin` and `-Credentials` answered to a GET from `origin`.
+    async fn answer(config: &CorsConfig, origin: &str) -> (Option<String>, Option<String>) {
+        let router = Router::new()
+            .route("/refresh", get(|| async { "token" }))
+            .layer(cors_layer(config).unwrap());
+        let response = router
+            .oneshot(
+                Request::get("/refresh")
+                    .header(header::ORIGIN, origin)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let value = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|v: &http::HeaderValue| v.to_str().unwrap().to_owned())
+        };
+        (
+            value(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            value(header::ACCESS_CONTROL_ALLOW_CREDENTIALS),
+        )
+    }
+
+    #[test]
+    fn credentials_without_origin_are_refused_naming_the_key() {
+        let err = cors_layer(&cors(None, true)).unwrap_err().to_string();
+        assert!(err.contains("backend.cors.origin"), "{err}");
+    }
+
+    #[test]
+    fn credentials_with_a_pattern_matching_every_origin_are_refused() {
+        for pattern in [
+            "*",
+            "**",
+            "https://*",
+            "*//*",
+            "http*://*",
+            "null",
+            "{https,http}://*",
+        ] {
+            let err = cors_layer(&cors(Some(&[pattern]), true))
+                .err()
+                .unwrap_or_else(|| panic!("{pattern} was accepted"))
+                .to_string();
+            assert!(err.contains("backend.cors.origin"), "{pattern}: {err}");
+        }
+        for pattern in [
+            "https://*.example.com",
+            "http://localhost:*",
+            "http://[::1]:3000",
+        ] {
+            assert!(
+                cors_layer(&cors(Some(&[pattern]), true)).is_ok(),
+                "{pattern}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn no_foreign_origin_is_reflected_with_credentials() {
+        let config = cors(
+            Some(&["http://localhost:3000", "https://*.example.com"]),
+            true,
+        );
+        for foreign in ["https://evil.example", "null", "https://example.com"] {
+            assert_eq!(answer(&config, foreign).await.0, None, "{foreign}");
+        }
+        for allowed in ["http://localhost:3000", "https://backstage.example.com"] {
+            assert_eq!(
+                answer(&config, allowed).await,
+                (Some(allowed.to_owned()), Some("true".to_owned())),
+                "{allowed}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_star_without_credentials_is_a_literal_star() {
+        for config in [cors(Some(&["*"]), false), cors(None, false)] {
+            assert_eq!(
+                answer(&config, "https://evil.example").await,
+                (Some("*".to_owned()), None)
+            );
+        }
+    }
 }

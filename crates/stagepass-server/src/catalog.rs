@@ -24,7 +24,7 @@ use std::time::Duration;
 use stagepass::UserDirectory;
 use stagepass::catalog::{HttpCatalog, LocalCatalog, ServiceToken};
 
-use crate::config::{ConfigError, ConfigReader, path_relative_to_declaring_file};
+use crate::config::{ConfigError, ConfigReader, DurationBounds, path_relative_to_declaring_file};
 
 /// How often a local catalog is checked for changes unless configured.
 const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
@@ -64,7 +64,7 @@ pub(crate) fn directory(
                 .build()
                 .map_err(|e| catalog.error("locations", e.to_string()))?;
             let interval = catalog
-                .optional_duration("reloadInterval")?
+                .optional_duration_within("reloadInterval", DurationBounds::INTERVAL)?
                 .unwrap_or(DEFAULT_RELOAD_INTERVAL);
             if !interval.is_zero() {
                 // The watcher ends when the catalog is dropped.
@@ -81,10 +81,12 @@ pub(crate) fn directory(
             if let Some(token) = api.optional_secret("token")? {
                 builder = builder.token(ServiceToken::new(token.expose()));
             }
-            if let Some(timeout) = api.optional_duration("timeout")? {
+            if let Some(timeout) =
+                api.optional_duration_within("timeout", DurationBounds::TIMEOUT)?
+            {
                 builder = builder.timeout(timeout);
             }
-            if let Some(ttl) = api.optional_duration("cacheTtl")? {
+            if let Some(ttl) = api.optional_duration_within("cacheTtl", DurationBounds::INTERVAL)? {
                 builder = builder.cache_ttl(ttl);
             }
             let http = builder.build().map_err(|e| api.error("", e.to_string()))?;

@@ -12,14 +12,13 @@ mod app;
 mod catalog;
 mod config;
 mod providers;
+mod serve;
 mod telemetry;
 mod tls;
 mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use anyhow::Context as _;
 
 const USAGE: &str = "\
 stagepass-server: a Backstage-compatible auth backend
@@ -115,60 +114,12 @@ async fn run(configs: Vec<PathBuf>) -> anyhow::Result<()> {
                      Secure and callback URLs will use http"
                 );
             }
-            Some(tls::server_config(https, &config.backend.base_url)?)
+            Some(tls::acceptor(https, &config.backend.base_url)?)
         }
         None => None,
     };
     let app = app::build(&config).await?;
-    let address = config.backend.listen.address();
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .with_context(|| format!("backend.listen: cannot listen on {address}"))?;
-    let local = listener
-        .local_addr()
-        .map_or(address.clone(), |a| a.to_string());
-    let providers = app.backend.provider_ids();
-    match tls {
-        Some(tls) => {
-            let listener = tls::TlsListener::new(listener, tls)
-                .with_context(|| format!("backend.listen: cannot listen on {address}"))?;
-            tracing::info!(address = %local, ?providers, "stagepass-server listening (https)");
-            axum::serve(listener, app.router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("serving")?;
-        }
-        None => {
-            tracing::info!(address = %local, ?providers, "stagepass-server listening");
-            axum::serve(listener, app.router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("serving")?;
-        }
-    }
+    serve::run(&config, app, tls).await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -20,7 +20,7 @@ use stagepass::{
     ClientSecret, EphemeralStore, ScopePolicy, SignInResolver, SignInResolverChain, Strategy,
 };
 
-use crate::config::{ConfigError, ConfigReader, ProviderSection};
+use crate::config::{ConfigError, ConfigReader, DurationBounds, ProviderSection};
 
 /// The keys every environment of an OAuth-style provider accepts.
 const COMMON_ENV_KEYS: &[&str] = &[
@@ -170,7 +170,7 @@ impl ProviderKind for OidcKind {
         if let Some(prompt) = r.optional_string("prompt")? {
             builder = builder.prompt(prompt);
         }
-        if let Some(timeout) = r.optional_duration("timeout")? {
+        if let Some(timeout) = r.optional_duration_within("timeout", DurationBounds::TIMEOUT)? {
             builder = builder.timeout(timeout);
         }
         if let Some(end_session) = r.optional_bool("endSession")? {
@@ -357,7 +357,9 @@ pub(crate) fn oauth_environments(
         if let Some(url) = env_reader.optional_url("callbackUrl")? {
             environment = environment.callback_url(url);
         }
-        if let Some(duration) = env_reader.optional_duration("sessionDuration")? {
+        if let Some(duration) =
+            env_reader.optional_duration_within("sessionDuration", DurationBounds::SESSION)?
+        {
             let duration = time::Duration::try_from(duration)
                 .map_err(|_| env_reader.error("sessionDuration", "duration out of range"))?;
             environment = environment.session_duration(duration);
@@ -530,7 +532,7 @@ impl ProviderKind for OAuth2Kind {
         if let Some(url) = r.optional_url("profileUrl")? {
             builder = builder.profile_url(url.as_str());
         }
-        if let Some(timeout) = r.optional_duration("timeout")? {
+        if let Some(timeout) = r.optional_duration_within("timeout", DurationBounds::TIMEOUT)? {
             builder = builder.timeout(timeout);
         }
         if let Some(fields) = r.optional_reader("profileFields")? {
@@ -616,6 +618,7 @@ impl ProviderKind for SamlKind {
             "emailAttribute",
             "displayNameAttribute",
             "dangerouslyAllowSha1",
+            "dangerouslyAllowMissingDestination",
             "authnContext",
             "allowIdpInitiated",
             "metadataUrl",
@@ -665,8 +668,10 @@ impl ProviderKind for SamlKind {
         if let Some(format) = r.optional_string("identifierFormat")? {
             builder = builder.identifier_format(format);
         }
-        if let Some(skew) = r.optional_integer("acceptedClockSkewMs", 0, 86_400_000)? {
-            builder = builder.accepted_clock_skew(std::time::Duration::from_millis(skew as u64));
+        if let Some(skew) =
+            r.optional_millis_within("acceptedClockSkewMs", DurationBounds::CLOCK_SKEW)?
+        {
+            builder = builder.accepted_clock_skew(skew);
         }
         if let Some(want) = r.optional_bool("wantAuthnResponseSigned")? {
             builder = builder.want_authn_response_signed(want);
@@ -711,6 +716,9 @@ impl ProviderKind for SamlKind {
         }
         if let Some(allow) = r.optional_bool("dangerouslyAllowSha1")? {
             builder = builder.dangerously_allow_sha1(allow);
+        }
+        if let Some(allow) = r.optional_bool("dangerouslyAllowMissingDestination")? {
+            builder = builder.dangerously_allow_missing_destination(allow);
         }
         if let Some(names) = r.optional_string_list("emailAttribute")? {
             builder = builder.email_attributes(names);

@@ -1,37 +1,25 @@
-//! Serving over TLS (`backend.https`): the rustls configuration, the development certificate,
-//! and a listener that hands finished TLS connections to `axum::serve`.
-//!
-//! Handshakes run in their own tasks, so a slow or silent client never holds up the others, and
-//! `axum::serve`'s graceful shutdown works as it does for plain TCP.
+//! Serving over TLS (`backend.https`): the rustls configuration and the development
+//! certificate. The handshake itself runs in each connection's task (see `serve`), under the
+//! connection cap and the header-read timeout, so a slow or silent client never holds up the
+//! others.
 
-use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use url::Url;
 
 use crate::config::{HttpsConfig, TlsCertificate};
 
-/// How long a client may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Finished connections waiting for `axum::serve` to take them.
-const ACCEPT_QUEUE: usize = 64;
+/// The TLS acceptor for `https`: see [`server_config`].
+pub(crate) fn acceptor(https: &HttpsConfig, base_url: &Url) -> anyhow::Result<TlsAcceptor> {
+    Ok(TlsAcceptor::from(Arc::new(server_config(https, base_url)?)))
+}
 
 /// The rustls server configuration for `https`, on ring (the provider the rest of the
 /// workspace uses). HTTP/1.1 only, like the plain listener.
-pub(crate) fn server_config(
-    https: &HttpsConfig,
-    base_url: &Url,
-) -> anyhow::Result<rustls::ServerConfig> {
+fn server_config(https: &HttpsConfig, base_url: &Url) -> anyhow::Result<rustls::ServerConfig> {
     let (chain, key) = match https {
         HttpsConfig::SelfSigned => self_signed(base_url)?,
         HttpsConfig::Certificate(TlsCertificate { chain, key }) => (chain.clone(), key.clone_key()),
@@ -80,80 +68,4 @@ fn self_signed(
     );
     let key = PrivatePkcs8KeyDer::from(generated.signing_key.serialize_der());
     Ok((vec![generated.cert.der().clone()], key.into()))
-}
-
-/// A TCP listener whose connections come out of a TLS handshake.
-pub(crate) struct TlsListener {
-    connections: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
-    acceptor_task: JoinHandle<()>,
-}
-
-impl TlsListener {
-    /// Accepts on `listener` and shakes hands with `config`.
-    pub(crate) fn new(listener: TcpListener, config: rustls::ServerConfig) -> io::Result<Self> {
-        let local_addr = listener.local_addr()?;
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        let (sender, connections) = mpsc::channel(ACCEPT_QUEUE);
-        let acceptor_task = tokio::spawn(accept_loop(listener, acceptor, sender));
-        Ok(Self {
-            connections,
-            local_addr,
-            acceptor_task,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        // Stop accepting (and free the port) as soon as `axum::serve` lets go.
-        self.acceptor_task.abort();
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    sender: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                // Out of file descriptors and the like: wait a moment rather than spin.
-                tracing::warn!(%err, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let sender = sender.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let _ = sender.send((tls, peer)).await;
-                }
-                Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.connections.recv().await {
-            Some(connection) => connection,
-            // The accept loop holds the sender and runs until this listener is dropped, so the
-            // channel never closes while it is in use.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
 }

@@ -1449,3 +1449,158 @@ async fn screenshots() {
     save("sign-in-error.png").await;
     browser.close().await;
 }
+
+/// What a hostile page would post as the sign-in's answer: a session for `mallory`.
+fn forged_authorization_response() -> Value {
+    json!({
+        "type": "authorization_response",
+        "response": {
+            "profile": {"displayName": "Mallory", "email": "mallory@evil.example"},
+            "providerInfo": {"accessToken": "forged", "scope": "openid", "expiresInSeconds": 3600},
+            "backstageIdentity": {
+                "token": "forged.token.value",
+                "expiresInSeconds": 3600,
+                "identity": {
+                    "type": "user",
+                    "userEntityRef": "user:default/mallory",
+                    "ownershipEntityRefs": ["user:default/mallory"],
+                },
+            },
+        },
+    })
+}
+
+/// While the popup is at another site (here the IdP's login form, where the IdP or any page
+/// the popup was sent to can run script), what that site posts to the page is ignored, however
+/// much it looks like the sign-in's answer: the page takes the answer only from the popup and
+/// from the auth backend's origin, as Backstage's `showLoginPopup` does. A real sign-in after
+/// that still works.
+#[tokio::test]
+async fn an_answer_posted_from_another_origin_in_the_popup_is_ignored() {
+    let Some((_idp, server, browser)) = oidc_page(Some("login")).await else {
+        return;
+    };
+    browser.goto(&format!("{}/", server.origin)).await;
+    let main = browser.client.window().await.unwrap();
+
+    browser.click("button[data-provider=oidc]").await;
+    let popup = browser.popup(&main).await;
+    browser.client.switch_to_window(popup).await.unwrap();
+    browser.shown("input[name=login]").await;
+    // In the popup, at the IdP's origin: post the forged answer to the page that opened it.
+    let script = "const [message, target] = arguments;\n\
+        window.opener.postMessage(message, target);\n\
+        return window.location.origin;";
+    let posted_from = browser
+        .client
+        .execute(
+            script,
+            vec![forged_authorization_response(), json!(server.origin)],
+        )
+        .await
+        .unwrap();
+    assert_ne!(
+        posted_from,
+        json!(server.origin),
+        "posted from another origin"
+    );
+    browser.client.close_window().await.unwrap();
+    browser.client.switch_to_window(main.clone()).await.unwrap();
+
+    // The page either took the forged answer (a session) or saw the popup closed (an error).
+    browser
+        .wait_script(
+            "the page showed a session or an error",
+            "return !document.getElementById('session').hidden \
+                || !document.getElementById('error').hidden;",
+            vec![],
+        )
+        .await;
+    let shown = browser
+        .client
+        .execute(
+            "return document.getElementById('session').dataset.user || null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, Value::Null, "the forged answer signed the page in");
+    browser
+        .wait_text("#error-detail", "Login failed, popup was closed")
+        .await;
+
+    // The auth backend's own answer is still taken.
+    browser.click("button[data-provider=oidc]").await;
+    browser.sign_in_at_idp(&main, "carol").await;
+    browser
+        .wait_text("#session-user", "user:default/carol")
+        .await;
+    browser.close().await;
+}
+
+/// Signs the page out with `/logout` answering `logoutUrl` (the page's `fetch` rewrites the
+/// real answer's body), and returns the URLs the page asked `window.open` to open meanwhile.
+async fn sign_out_with_logout_url(browser: &Browser, logout_url: &str) -> Vec<String> {
+    let install = "const [logoutUrl] = arguments;\n\
+        const realFetch = window.fetch;\n\
+        const realOpen = window.open;\n\
+        window.__opened = [];\n\
+        window.open = (url) => { window.__opened.push(String(url)); return null; };\n\
+        window.fetch = async (input, init) => {\n\
+          const res = await realFetch(input, init);\n\
+          if (!String(input).includes('/logout')) return res;\n\
+          return new Response(JSON.stringify({ logoutUrl }),\n\
+            { status: 200, headers: { 'content-type': 'application/json' } });\n\
+        };\n\
+        window.__restore = () => { window.fetch = realFetch; window.open = realOpen; };";
+    browser
+        .client
+        .execute(install, vec![json!(logout_url)])
+        .await
+        .unwrap();
+    browser.click("#signout").await;
+    browser.wait_hidden("#session").await;
+    let opened = browser
+        .client
+        .execute(
+            "const opened = window.__opened; window.__restore(); return opened;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(opened).unwrap()
+}
+
+/// After signing out, the page opens the identity provider's logout URL only when it is an
+/// http(s) URL: a `javascript:` or `data:` URL in the answer of `/logout` is never opened.
+#[tokio::test]
+async fn the_page_opens_only_http_logout_urls() {
+    let Some((_idp, server, browser)) = oidc_page(Some("login")).await else {
+        return;
+    };
+    browser.goto(&format!("{}/", server.origin)).await;
+    let main = browser.client.window().await.unwrap();
+    let cases = [
+        (" JavaScript:window.opener.document.title='owned'", None),
+        (
+            "data:text/html,<script>alert(document.domain)</script>",
+            None,
+        ),
+        ("/relative/logout", None),
+        (
+            "https://idp.example/logout?id_token_hint=x",
+            Some("https://idp.example/logout?id_token_hint=x"),
+        ),
+    ];
+    for (logout_url, expected) in cases {
+        browser.click("button[data-provider=oidc]").await;
+        browser.sign_in_at_idp(&main, "carol").await;
+        browser
+            .wait_text("#session-user", "user:default/carol")
+            .await;
+        let opened = sign_out_with_logout_url(&browser, logout_url).await;
+        let expected: Vec<String> = expected.into_iter().map(str::to_owned).collect();
+        assert_eq!(opened, expected, "for the logout URL {logout_url:?}");
+    }
+    browser.close().await;
+}

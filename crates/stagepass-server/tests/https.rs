@@ -250,3 +250,70 @@ fn certificate_problems_stop_the_start_naming_the_key() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn stalled_tls_clients_are_closed_by_the_header_timeout() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let certificate = TestCertificate::generate();
+    write(dir.path(), "server.crt", &certificate.cert_pem);
+    write(dir.path(), "server.key", &certificate.key_pem);
+    let https = format!("{CERTIFICATE_FROM_FILES}  server:\n    headersTimeout: 1s\n");
+    let path = write(dir.path(), "app-config.yaml", &config(port, &https));
+    let trusting = client(port)
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(certificate.ca_pem.as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let server = Server::start(
+        &path,
+        dir.path(),
+        &trusting,
+        &format!("https://localhost:{port}"),
+    )
+    .await;
+    // Reading until the server closes, within an outer bound that only keeps a broken server
+    // from hanging the test.
+    const OUTER_BOUND: Duration = Duration::from_secs(30);
+
+    // A client that never starts its handshake.
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let closed = tokio::time::timeout(OUTER_BOUND, silent.read_to_end(&mut sink)).await;
+    assert!(closed.is_ok(), "a client without a handshake was kept");
+
+    // A client that sends half a request over TLS.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(certificate.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = connector.connect(name, tcp).await.unwrap();
+    stream
+        .write_all(b"GET /.backstage/health/v1/liveness HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(OUTER_BOUND, stream.read_to_end(&mut received)).await;
+    assert!(closed.is_ok(), "a half-sent request over TLS was kept");
+    server.terminate().await;
+}

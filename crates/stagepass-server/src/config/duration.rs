@@ -4,6 +4,12 @@
 //!
 //! Everything is computed in milliseconds as `f64`, as Backstage does. A year counts 365 days and a
 //! month 30 days (`durationToMilliseconds` in `@backstage/types`).
+//!
+//! Unlike Backstage, every duration key has a range ([`DurationBounds`]) that is checked when the
+//! configuration is read, so that no configured value can overflow a time computation later
+//! (`now + sessionDuration` on every callback, an interval timer, a cache expiry).
+
+use std::time::Duration;
 
 use super::value::ConfigValue;
 
@@ -29,13 +35,119 @@ pub(crate) const HUMAN_DURATION_UNITS: &[(&str, f64)] = &[
     ("milliseconds", 1.0),
 ];
 
-/// Reads a duration in milliseconds from a configuration value. The result may be negative (an
-/// ISO string or a map can say so); callers decide what to do with that. On failure, the message
-/// explains what is wrong (without file or key: the caller adds them).
-pub(crate) fn duration_millis(value: &ConfigValue) -> Result<f64, String> {
-    if let Some(text) = value.as_str() {
-        return parse_duration_string(text);
+/// The longest duration any key accepts: ten years. Browsers keep a cookie for at most 400 days
+/// (RFC 6265bis §5.5), but Backstage's own default session lifetime is 1000 days, so
+/// configurations copied from it must still start.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(3650 * 24 * 3600);
+
+/// The range of values one duration key accepts, checked when the configuration is read. Every
+/// duration the server reads goes through one of these: a value outside is refused with an
+/// error naming the key, never clamped in silence and never left to overflow later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DurationBounds {
+    min: Duration,
+    max: Duration,
+}
+
+impl DurationBounds {
+    /// Timeouts of requests the server makes or waits it tolerates: more than zero, at most one
+    /// hour.
+    pub(crate) const TIMEOUT: Self = Self::new(Duration::from_millis(1), Duration::from_secs(3600));
+    /// Accepted clock skews between this server and an identity provider: zero to one hour.
+    pub(crate) const CLOCK_SKEW: Self = Self::new(Duration::ZERO, Duration::from_secs(3600));
+    /// Session lifetimes (`sessionDuration`): one second to ten years (the default is
+    /// Backstage's 1000 days; browsers keep cookies for at most 400).
+    pub(crate) const SESSION: Self = Self::new(Duration::from_secs(1), MAX_DURATION);
+    /// Reload intervals and cache lifetimes, where zero turns the reloading or caching off:
+    /// zero to one day.
+    pub(crate) const INTERVAL: Self = Self::new(Duration::ZERO, Duration::from_secs(24 * 3600));
+    /// The widest range, for a key without a range of its own: zero to ten years.
+    pub(crate) const ANY: Self = Self::new(Duration::ZERO, MAX_DURATION);
+
+    /// The range from `min` to `max`, both included.
+    pub(crate) const fn new(min: Duration, max: Duration) -> Self {
+        Self { min, max }
     }
+
+    /// Checks a duration in milliseconds (as [`duration_millis`] returns it) against the range.
+    /// The message says what the range is (without file or key: the caller adds them).
+    pub(crate) fn check_millis(self, millis: f64) -> Result<Duration, String> {
+        let out_of_range = || {
+            format!(
+                "expected a duration from {} to {}, got {}",
+                describe_millis(self.min.as_secs_f64() * 1000.0),
+                describe_millis(self.max.as_secs_f64() * 1000.0),
+                describe_millis(millis)
+            )
+        };
+        // Comparing in f64 first keeps NaN, infinities and huge values out of the conversion.
+        if !millis.is_finite()
+            || millis < self.min.as_secs_f64() * 1000.0
+            || millis > self.max.as_secs_f64() * 1000.0
+        {
+            return Err(out_of_range());
+        }
+        // Whole milliseconds exactly, the fraction to the nearest nanosecond. `millis` is finite,
+        // not negative and at most `max` here, so neither cast wraps (and `as` saturates).
+        let whole = Duration::from_millis(millis.trunc() as u64);
+        let nanos = Duration::from_nanos((millis.fract() * 1e6).round() as u64);
+        whole.checked_add(nanos).ok_or_else(out_of_range)
+    }
+
+    /// Checks a whole number of milliseconds (a `…Ms` key, or a number where milliseconds are
+    /// meant) against the range.
+    pub(crate) fn check_whole_millis(self, millis: f64) -> Result<Duration, String> {
+        // `fract` of NaN or an infinity is NaN, so those are not whole either.
+        match self.check_millis(millis) {
+            Ok(duration) if millis.fract() == 0.0 => Ok(duration),
+            _ => Err(format!(
+                "expected a whole number of milliseconds from {} to {}, got {millis}",
+                self.min.as_millis(),
+                self.max.as_millis()
+            )),
+        }
+    }
+}
+
+/// A duration in milliseconds in words for messages: `1 hour`, `400 days`, `1500 milliseconds`.
+fn describe_millis(millis: f64) -> String {
+    if !millis.is_finite() {
+        return format!("{millis}");
+    }
+    let units = [
+        (DAY, "day"),
+        (HOUR, "hour"),
+        (MINUTE, "minute"),
+        (SECOND, "second"),
+    ];
+    let (amount, unit) = units
+        .iter()
+        .find(|(size, _)| millis != 0.0 && (millis / size).fract() == 0.0)
+        .map_or((millis, "millisecond"), |&(size, unit)| {
+            (millis / size, unit)
+        });
+    let plural = if amount == 1.0 { "" } else { "s" };
+    format!("{amount} {unit}{plural}")
+}
+
+/// Reads a duration in milliseconds from a configuration value. The result is finite but may be
+/// negative (an ISO string or a map can say so) or huge; callers check it against their
+/// [`DurationBounds`]. On failure, the message explains what is wrong (without file or key: the
+/// caller adds them).
+pub(crate) fn duration_millis(value: &ConfigValue) -> Result<f64, String> {
+    let millis = if let Some(text) = value.as_str() {
+        parse_duration_string(text)?
+    } else {
+        duration_map_millis(value)?
+    };
+    if !millis.is_finite() {
+        return Err("the duration is too long".into());
+    }
+    Ok(millis)
+}
+
+/// A `HumanDuration` map in milliseconds.
+fn duration_map_millis(value: &ConfigValue) -> Result<f64, String> {
     let Some(map) = value.as_map() else {
         return Err(format!(
             "expected a duration (a string such as '1h' or 'PT1H', or a map such as {{hours: 1}}), got {}",
@@ -70,6 +182,13 @@ pub(crate) fn duration_millis(value: &ConfigValue) -> Result<f64, String> {
                 ));
             }
         };
+        // `parse` accepts `NaN` and `inf`, and YAML has `.nan` and `.inf`: none is a number of
+        // units.
+        if !amount.is_finite() {
+            return Err(format!(
+                "duration property '{key}' must be a finite number, got {amount}"
+            ));
+        }
         total += amount * unit;
     }
     if map.is_empty() {
@@ -221,91 +340,4 @@ fn parse_iso_number(text: &str, seconds: bool) -> Option<f64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::config::value::{ConfigMap, ValueKind};
-
-    fn secs(text: &str) -> f64 {
-        parse_duration_string(text).unwrap() / 1000.0
-    }
-
-    #[test]
-    fn ms_style_strings() {
-        assert_eq!(secs("30 minutes"), 1800.0);
-        assert_eq!(secs("1h"), 3600.0);
-        assert_eq!(secs("2 hours"), 7200.0);
-        assert_eq!(secs("2 Hours"), 7200.0);
-        assert_eq!(secs(" 1.5h "), 5400.0);
-        assert_eq!(secs("1d"), 86400.0);
-        assert_eq!(secs("1 week"), 604_800.0);
-        assert_eq!(secs("1500ms"), 1.5);
-        assert_eq!(secs("1y"), 365.0 * 86400.0);
-        assert_eq!(secs(".5m"), 30.0);
-        for bad in [
-            "3600",
-            "1 fortnight",
-            "",
-            "h",
-            "1..5h",
-            "1.h",
-            "-1h",
-            "1 h s",
-        ] {
-            assert!(parse_duration_string(bad).is_err(), "{bad}");
-        }
-        assert!(
-            parse_duration_string("3600")
-                .unwrap_err()
-                .contains("plain number")
-        );
-    }
-
-    #[test]
-    fn iso_strings() {
-        assert_eq!(secs("PT1H"), 3600.0);
-        assert_eq!(secs("PT1M"), 60.0);
-        assert_eq!(secs("P2DT6H"), 2.0 * 86400.0 + 6.0 * 3600.0);
-        assert_eq!(secs("P1W"), 604_800.0);
-        assert_eq!(secs("P1M"), 30.0 * 86400.0);
-        assert_eq!(secs("PT1.5H"), 5400.0);
-        assert_eq!(secs("PT1.2345S"), 1.234);
-        assert_eq!(secs("PT1,5S"), 1.5);
-        // Like Backstage, only strings starting with `P` are read as ISO.
-        assert!(parse_duration_string("-PT10M").is_err());
-        assert_eq!(parse_iso_duration("-PT10M").unwrap(), -600_000.0);
-        for bad in ["P", "PT", "PT1", "P1H", "PT1D", "PT1S1M", "PT1X"] {
-            assert!(parse_duration_string(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn human_duration_maps() {
-        let file: Arc<str> = Arc::from("<t>");
-        let num = |n: f64| ConfigValue::new(ValueKind::Number(n), Arc::clone(&file));
-        let map = |entries: Vec<(&str, ConfigValue)>| {
-            let map: ConfigMap = entries
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
-            ConfigValue::new(ValueKind::Map(map), Arc::clone(&file))
-        };
-        let value = map(vec![("hours", num(1.0)), ("minutes", num(30.0))]);
-        assert_eq!(duration_millis(&value).unwrap(), 5_400_000.0);
-        let value = map(vec![("hour", num(1.0))]);
-        assert!(
-            duration_millis(&value)
-                .unwrap_err()
-                .contains("unknown property 'hour'")
-        );
-        assert!(duration_millis(&map(vec![])).is_err());
-        let value = ConfigValue::new(ValueKind::Bool(true), Arc::clone(&file));
-        assert!(
-            duration_millis(&value)
-                .unwrap_err()
-                .contains("got a boolean")
-        );
-    }
-}
+mod tests;

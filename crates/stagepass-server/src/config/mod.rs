@@ -23,6 +23,7 @@
 
 mod duration;
 mod error;
+mod http_server;
 mod reader;
 mod server;
 pub(crate) mod source;
@@ -30,7 +31,9 @@ mod value;
 
 use std::path::PathBuf;
 
+pub(crate) use duration::DurationBounds;
 pub(crate) use error::{ConfigError, ConfigWarning};
+pub(crate) use http_server::HttpServerConfig;
 pub(crate) use reader::{ConfigReader, SecretString};
 pub(crate) use server::{
     AppConfig, AuthConfig, BackendConfig, CorsConfig, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT,

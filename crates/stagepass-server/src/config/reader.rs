@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::duration::duration_millis;
+use super::duration::{DurationBounds, duration_millis};
 use super::error::{ConfigError, ConfigWarning};
 use super::source::{index_path, key_path};
 use super::value::ConfigValue;
@@ -356,18 +356,47 @@ impl<'a> ConfigReader<'a> {
         }
     }
 
-    /// An optional Backstage duration (a `HumanDuration` map, `'1h'`, `'30 minutes'`, `'PT1H'`);
-    /// negative durations are an error.
+    /// An optional Backstage duration (a `HumanDuration` map, `'1h'`, `'30 minutes'`, `'PT1H'`)
+    /// within [`DurationBounds::ANY`] (zero to 400 days). Prefer
+    /// [`optional_duration_within`](Self::optional_duration_within) with the range the key needs.
     pub(crate) fn optional_duration(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        self.optional_duration_within(key, DurationBounds::ANY)
+    }
+
+    /// An optional Backstage duration within `bounds`; a value outside them is an error naming
+    /// the key and the range.
+    pub(crate) fn optional_duration_within(
+        &self,
+        key: &str,
+        bounds: DurationBounds,
+    ) -> Result<Option<Duration>, ConfigError> {
         let Some(millis) = self.optional_duration_millis(key)? else {
             return Ok(None);
         };
-        Duration::try_from_secs_f64(millis / 1000.0)
+        bounds
+            .check_millis(millis)
             .map(Some)
-            .map_err(|_| self.error(key, "expected a positive duration"))
+            .map_err(|message| self.error(key, message))
     }
 
-    /// An optional Backstage duration in milliseconds, possibly negative.
+    /// An optional whole number of milliseconds (a key such as `acceptedClockSkewMs`) within
+    /// `bounds`; a numeric string is accepted, as for any number.
+    pub(crate) fn optional_millis_within(
+        &self,
+        key: &str,
+        bounds: DurationBounds,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let Some(millis) = self.optional_number(key)? else {
+            return Ok(None);
+        };
+        bounds
+            .check_whole_millis(millis)
+            .map(Some)
+            .map_err(|message| self.error(key, message))
+    }
+
+    /// An optional Backstage duration in milliseconds: finite, possibly negative or huge. For
+    /// keys that clamp rather than refuse (`backstageTokenExpiration`, as in Backstage).
     pub(crate) fn optional_duration_millis(&self, key: &str) -> Result<Option<f64>, ConfigError> {
         let found = self.find(key)?;
         let Some(value) = found.value else {

@@ -9,7 +9,9 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
 
+use super::duration::DurationBounds;
 use super::error::{ConfigError, ConfigWarning};
+use super::http_server::{HttpServerConfig, read_http_server, read_metrics_listen};
 use super::reader::{ConfigReader, SecretString};
 use super::source::{LoadedTree, base_dir_of};
 use super::value::ConfigValue;
@@ -87,6 +89,10 @@ pub(crate) struct BackendConfig {
     pub(crate) database: DatabaseConfig,
     /// `backend.https`: serve TLS; `None` (plain HTTP) when absent or `false`.
     pub(crate) https: Option<HttpsConfig>,
+    /// `backend.server`: the listener's timeouts and connection cap.
+    pub(crate) server: HttpServerConfig,
+    /// `backend.metrics.listen`: where `/metrics` is served instead of the main listener.
+    pub(crate) metrics_listen: Option<ListenConfig>,
 }
 
 /// `backend.https`, in Backstage's two shapes.
@@ -340,12 +346,17 @@ fn read_backend(root: &ConfigReader<'_>) -> Result<BackendConfig, ConfigError> {
         cors: read_cors(&backend)?,
         database: read_database(&backend)?,
         https: read_https(&backend)?,
+        server: read_http_server(&backend)?,
+        metrics_listen: read_metrics_listen(&backend, &base_url)?,
         base_url,
         auth_base_url,
     })
 }
 
-fn read_listen(backend: &ConfigReader<'_>, base_url: &Url) -> Result<ListenConfig, ConfigError> {
+pub(super) fn read_listen(
+    backend: &ConfigReader<'_>,
+    base_url: &Url,
+) -> Result<ListenConfig, ConfigError> {
     let default_port = base_url.port().unwrap_or(DEFAULT_LISTEN_PORT);
     let Some(listen) = backend.get("listen")? else {
         return Ok(ListenConfig {
@@ -542,10 +553,8 @@ fn read_postgres(database: &ConfigReader<'_>) -> Result<PostgresConfig, ConfigEr
     };
     // Backstage passes `knexConfig` to knex; the pool settings mean the same here.
     if let Some(knex) = database.optional_reader("knexConfig")? {
-        config.acquire_timeout = knex
-            .optional_integer("acquireConnectionTimeout", 1, 600_000)?
-            .and_then(|ms| u64::try_from(ms).ok())
-            .map(std::time::Duration::from_millis);
+        config.acquire_timeout =
+            knex.optional_millis_within("acquireConnectionTimeout", DurationBounds::TIMEOUT)?;
         if let Some(pool) = knex.optional_reader("pool")? {
             config.pool_max = pool
                 .optional_integer("max", 1, 1000)?
