@@ -17,7 +17,7 @@ use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
-use crate::ResponseError;
+use crate::error::ResponseError;
 
 const XENC_NS: &[u8] = b"http://www.w3.org/2001/04/xmlenc#";
 const XENC11_NS: &[u8] = b"http://www.w3.org/2009/xmlenc11#";

@@ -7,7 +7,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
-use crate::ResponseError;
+use crate::error::ResponseError;
 
 const PROTOCOL_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
 const ASSERTION_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
@@ -99,206 +99,365 @@ fn is(open: Option<&Open>, ns: &[u8], local: &[u8]) -> bool {
     open.is_some_and(|(n, l)| n.as_deref() == Some(ns) && l == local)
 }
 
-/// Reads the whole document once and refuses:
-/// - DTDs, comments and processing instructions;
-/// - anything but one `samlp:Response` root holding exactly one assertion as a direct child
-///   (so no assertion or response wrapped inside another element: the signature-wrapping
-///   attacks all need a second copy somewhere);
-/// - encrypted assertions unless `encrypted_allowed` (one `EncryptedAssertion` then takes the
-///   assertion's place; its content is checked once decrypted);
-/// - a non-success top-level status;
-/// - a signature anywhere but directly in the Response or the assertion, one with more than one
-///   reference, or one whose reference is not its parent's `ID`;
-/// - signature, digest, canonicalization and transform algorithms outside the allow-lists.
+/// Reads the whole document once and refuses, one check per function, each called in this
+/// order on every part of the document as it is read, the last two once it is read:
+/// - a DOCTYPE, so any DTD ([`no_doctype`]);
+/// - comments and processing instructions ([`no_comments`]);
+/// - text outside the root ([`Walk::nothing_outside_root`]);
+/// - a root that is not a `samlp:Response` ([`Walk::root`]);
+/// - against signature wrapping, a Response inside the Response or an assertion that is not
+///   a direct child of it (the signature-wrapping attacks all need a second copy somewhere),
+///   and encrypted assertions unless `encrypted_allowed` (one `EncryptedAssertion` then takes
+///   the assertion's place; its content is checked once decrypted) ([`Walk::shape`]);
+/// - a non-success top-level status ([`Walk::status`]);
+/// - a signature anywhere but directly in the Response or the assertion
+///   ([`Walk::signature_placement`]);
+/// - signature, digest, canonicalization and transform algorithms outside the allow-lists
+///   ([`Walk::algorithms`]);
+/// - anything but one root, one top-level status and one assertion ([`Walk::counts`]);
+/// - a signature with more than one reference, or one whose reference is not its parent's
+///   `ID` ([`Walk::references`]).
 pub(crate) fn inspect(
     xml: &str,
     encrypted_allowed: bool,
     allow_sha1: bool,
 ) -> Result<Outline, ResponseError> {
     let mut reader = NsReader::from_str(xml);
-    let mut outline = Outline::default();
-    let mut stack: Vec<Open> = Vec::new();
-    let mut roots = 0usize;
-    let mut assertions = 0usize;
-    let mut status_seen = false;
-    let mut response_id: Option<String> = None;
-    let mut assertion_id: Option<String> = None;
-    // The signature being read: whose it is and its references.
-    let mut signature: Option<(Signed, Vec<String>)> = None;
-    let mut signatures: Vec<(Signed, Vec<String>)> = Vec::new();
-    let mut encrypted_start = None;
-    let mut signature_start = None;
+    let mut walk = Walk::new(encrypted_allowed, allow_sha1);
     loop {
-        let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let before = position(&reader);
         let (ns, event) = reader
             .read_resolved_event()
             .map_err(|_| ResponseError::Malformed)?;
-        let ns: Option<Vec<u8>> = match ns {
-            ResolveResult::Bound(ns) => Some(ns.as_ref().to_vec()),
-            ResolveResult::Unbound => None,
-            ResolveResult::Unknown(_) => return Err(ResponseError::Malformed),
-        };
+        let ns = namespace(ns)?;
+        no_doctype(&event)?;
+        no_comments(&event)?;
+        walk.nothing_outside_root(&event)?;
         match event {
-            Event::DocType(_) => return Err(ResponseError::Doctype),
-            // Canonicalization drops comments, so a comment can split signed text (a NameID
-            // `admin@example.com<!---->.evil.com`) without breaking the signature, and a parser
-            // that reads only the first text node would see another value. No IdP needs them.
-            Event::Comment(_) | Event::PI(_) => return Err(ResponseError::Comment),
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let is_empty = matches!(event, Event::Empty(_));
-                let local = e.local_name().as_ref().to_vec();
-                let depth = stack.len();
-                let parent = stack.last();
-                if depth == 0 {
-                    roots += 1;
-                    if ns.as_deref() != Some(PROTOCOL_NS) || local != b"Response" {
-                        return Err(ResponseError::NotAResponse);
-                    }
-                    outline.destination = attribute(e, b"Destination")?;
-                    outline.in_response_to = attribute(e, b"InResponseTo")?;
-                    response_id = attribute(e, b"ID")?;
-                }
-                match (ns.as_deref(), local.as_slice()) {
-                    (Some(PROTOCOL_NS), b"Response") if depth > 0 => {
-                        return Err(ResponseError::Structure);
-                    }
-                    (Some(ASSERTION_NS), b"Assertion") => {
-                        if depth != 1 {
-                            return Err(ResponseError::Structure);
-                        }
-                        assertions += 1;
-                        assertion_id = attribute(e, b"ID")?;
-                    }
-                    (Some(ASSERTION_NS), b"EncryptedAssertion") => {
-                        if !encrypted_allowed {
-                            return Err(ResponseError::Encrypted);
-                        }
-                        if depth != 1 || is_empty {
-                            return Err(ResponseError::Structure);
-                        }
-                        assertions += 1;
-                        encrypted_start = Some(before);
-                    }
-                    (Some(PROTOCOL_NS), b"StatusCode")
-                        if depth == 2 && is(stack.get(1), PROTOCOL_NS, b"Status") =>
-                    {
-                        // The top-level StatusCode (SAML Core 3.2.2.2); nested ones are details.
-                        if status_seen {
-                            return Err(ResponseError::Structure);
-                        }
-                        status_seen = true;
-                        let code = attribute(e, b"Value")?.unwrap_or_default();
-                        if code != STATUS_SUCCESS {
-                            return Err(ResponseError::Status(code));
-                        }
-                    }
-                    (Some(DSIG_NS), b"Signature") => {
-                        let owner = if depth == 1 {
-                            Signed::Response
-                        } else if depth == 2 && is(parent, ASSERTION_NS, b"Assertion") {
-                            Signed::Assertion
-                        } else {
-                            return Err(ResponseError::Structure);
-                        };
-                        if signature.is_some() || signatures.iter().any(|(o, _)| *o == owner) {
-                            return Err(ResponseError::Structure);
-                        }
-                        signature = Some((owner, Vec::new()));
-                        if owner == Signed::Response {
-                            signature_start = Some(before);
-                        }
-                    }
-                    (Some(DSIG_NS), b"Reference") if is(parent, DSIG_NS, b"SignedInfo") => {
-                        let uri = attribute(e, b"URI")?.unwrap_or_default();
-                        match signature.as_mut() {
-                            Some((_, references)) => references.push(uri),
-                            None => return Err(ResponseError::Structure),
-                        }
-                    }
-                    (Some(DSIG_NS), b"SignatureMethod") => {
-                        let algorithm = attribute(e, b"Algorithm")?.unwrap_or_default();
-                        let sha1 = SHA1_SIGNATURE_ALGORITHMS.contains(&algorithm.as_str());
-                        if !(SIGNATURE_ALGORITHMS.contains(&algorithm.as_str())
-                            || allow_sha1 && sha1)
-                        {
-                            return Err(ResponseError::Algorithm(algorithm));
-                        }
-                    }
-                    (Some(DSIG_NS), b"Transform" | b"CanonicalizationMethod") => {
-                        let algorithm = attribute(e, b"Algorithm")?.unwrap_or_default();
-                        if !TRANSFORM_ALGORITHMS.contains(&algorithm.as_str()) {
-                            return Err(ResponseError::Algorithm(algorithm));
-                        }
-                    }
-                    (Some(DSIG_NS), b"DigestMethod") if is(parent, DSIG_NS, b"Reference") => {
-                        let algorithm = attribute(e, b"Algorithm")?.unwrap_or_default();
-                        let sha1 = algorithm == SHA1_DIGEST;
-                        if !(DIGEST_ALGORITHMS.contains(&algorithm.as_str()) || allow_sha1 && sha1)
-                        {
-                            return Err(ResponseError::Algorithm(algorithm));
-                        }
-                    }
-                    _ => {}
-                }
-                if is_empty {
-                    if ns.as_deref() == Some(DSIG_NS) && local == b"Signature" {
-                        // An empty signature references nothing.
-                        return Err(ResponseError::Structure);
-                    }
-                } else {
-                    stack.push((ns, local));
-                }
+            Event::Start(ref tag) | Event::Empty(ref tag) => {
+                let empty = matches!(event, Event::Empty(_));
+                let local = tag.local_name().as_ref().to_vec();
+                walk.element(Element {
+                    ns,
+                    local,
+                    tag,
+                    empty,
+                    start: before,
+                })?;
             }
-            Event::End(_) => {
-                let closed = stack.pop();
-                let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
-                if is(closed.as_ref(), DSIG_NS, b"Signature") {
-                    signatures.extend(signature.take());
-                    if let Some(start) = signature_start.take() {
-                        outline.response_signature = Some((start, after));
-                    }
-                }
-                if is(closed.as_ref(), ASSERTION_NS, b"EncryptedAssertion")
-                    && let Some(start) = encrypted_start.take()
-                {
-                    outline.encrypted = Some((start, after));
-                }
-            }
-            Event::Text(ref t) if stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) => {
-                return Err(ResponseError::Malformed);
-            }
-            Event::CData(_) if stack.is_empty() => return Err(ResponseError::Malformed),
+            Event::End(_) => walk.end(position(&reader)),
             Event::Eof => break,
             _ => {}
         }
     }
-    if roots != 1 {
-        return Err(ResponseError::NotAResponse);
+    walk.counts()?;
+    walk.references()
+}
+
+/// Where the reader is, in bytes.
+fn position(reader: &NsReader<&[u8]>) -> usize {
+    usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX)
+}
+
+/// An element's namespace; a prefix bound to none makes the document malformed.
+fn namespace(ns: ResolveResult<'_>) -> Result<Option<Vec<u8>>, ResponseError> {
+    match ns {
+        ResolveResult::Bound(ns) => Ok(Some(ns.as_ref().to_vec())),
+        ResolveResult::Unbound => Ok(None),
+        ResolveResult::Unknown(_) => Err(ResponseError::Malformed),
     }
-    if !status_seen {
-        return Err(ResponseError::Status(String::new()));
+}
+
+/// Check: no DOCTYPE, so no DTD and no entity expansion.
+fn no_doctype(event: &Event<'_>) -> Result<(), ResponseError> {
+    match event {
+        Event::DocType(_) => Err(ResponseError::Doctype),
+        _ => Ok(()),
     }
-    if assertions != 1 {
-        return Err(ResponseError::AssertionCount(assertions));
+}
+
+/// Check: no comment and no processing instruction. Canonicalization drops comments, so a
+/// comment can split signed text (a NameID `admin@example.com<!---->.evil.com`) without
+/// breaking the signature, and a parser that reads only the first text node would see another
+/// value. No IdP needs them.
+fn no_comments(event: &Event<'_>) -> Result<(), ResponseError> {
+    match event {
+        Event::Comment(_) | Event::PI(_) => Err(ResponseError::Comment),
+        _ => Ok(()),
     }
-    for (owner, references) in signatures {
-        let id = match owner {
-            Signed::Response => response_id.as_deref(),
-            Signed::Assertion => assertion_id.as_deref(),
-        };
-        let [reference] = references.as_slice() else {
+}
+
+/// An element as it opens.
+struct Element<'a, 'b> {
+    /// Its namespace.
+    ns: Option<Vec<u8>>,
+    /// Its local name.
+    local: Vec<u8>,
+    /// The start tag, for its attributes.
+    tag: &'a BytesStart<'b>,
+    /// Whether it is empty (`<x/>`), so has no content and no end tag.
+    empty: bool,
+    /// Where its start tag begins, in bytes.
+    start: usize,
+}
+
+impl Element<'_, '_> {
+    /// Whether it is `local` in namespace `ns`.
+    fn is(&self, ns: &[u8], local: &[u8]) -> bool {
+        self.ns.as_deref() == Some(ns) && self.local == local
+    }
+
+    /// The value of its attribute `name`.
+    fn attribute(&self, name: &[u8]) -> Result<Option<String>, ResponseError> {
+        attribute(self.tag, name)
+    }
+}
+
+/// What one pass over the document has seen so far.
+struct Walk {
+    /// Whether an `EncryptedAssertion` may stand in for the assertion.
+    encrypted_allowed: bool,
+    /// Whether SHA-1 signature and digest algorithms are accepted.
+    allow_sha1: bool,
+    outline: Outline,
+    /// The elements open around the current one, outermost first.
+    stack: Vec<Open>,
+    roots: usize,
+    assertions: usize,
+    status_seen: bool,
+    response_id: Option<String>,
+    assertion_id: Option<String>,
+    /// The signature being read: whose it is and its references.
+    signature: Option<(Signed, Vec<String>)>,
+    /// The signatures read.
+    signatures: Vec<(Signed, Vec<String>)>,
+    /// Where the open `EncryptedAssertion` begins.
+    encrypted_start: Option<usize>,
+    /// Where the open Response signature begins.
+    signature_start: Option<usize>,
+}
+
+impl Walk {
+    fn new(encrypted_allowed: bool, allow_sha1: bool) -> Self {
+        Self {
+            encrypted_allowed,
+            allow_sha1,
+            outline: Outline::default(),
+            stack: Vec::new(),
+            roots: 0,
+            assertions: 0,
+            status_seen: false,
+            response_id: None,
+            assertion_id: None,
+            signature: None,
+            signatures: Vec::new(),
+            encrypted_start: None,
+            signature_start: None,
+        }
+    }
+
+    /// An element opens: each check in turn, then it becomes the parent of what follows.
+    fn element(&mut self, element: Element<'_, '_>) -> Result<(), ResponseError> {
+        self.root(&element)?;
+        self.shape(&element)?;
+        self.status(&element)?;
+        self.signature_placement(&element)?;
+        self.algorithms(&element)?;
+        if !element.empty {
+            self.stack.push((element.ns, element.local));
+        }
+        Ok(())
+    }
+
+    /// Check: outside the root, nothing but whitespace (and the XML declaration).
+    fn nothing_outside_root(&self, event: &Event<'_>) -> Result<(), ResponseError> {
+        if !self.stack.is_empty() {
+            return Ok(());
+        }
+        match event {
+            Event::Text(t) if !t.iter().all(u8::is_ascii_whitespace) => {
+                Err(ResponseError::Malformed)
+            }
+            Event::CData(_) => Err(ResponseError::Malformed),
+            _ => Ok(()),
+        }
+    }
+
+    /// Check: the root is a `samlp:Response`; its `Destination`, `InResponseTo` and `ID` are
+    /// read.
+    fn root(&mut self, element: &Element<'_, '_>) -> Result<(), ResponseError> {
+        if !self.stack.is_empty() {
+            return Ok(());
+        }
+        self.roots += 1;
+        if !element.is(PROTOCOL_NS, b"Response") {
+            return Err(ResponseError::NotAResponse);
+        }
+        self.outline.destination = element.attribute(b"Destination")?;
+        self.outline.in_response_to = element.attribute(b"InResponseTo")?;
+        self.response_id = element.attribute(b"ID")?;
+        Ok(())
+    }
+
+    /// Check, against signature wrapping: no Response inside the Response, and an assertion
+    /// (or, when allowed, an encrypted one) only as a direct child of the Response.
+    fn shape(&mut self, element: &Element<'_, '_>) -> Result<(), ResponseError> {
+        let depth = self.stack.len();
+        if element.is(PROTOCOL_NS, b"Response") && depth > 0 {
             return Err(ResponseError::Structure);
-        };
-        match id {
-            Some(id) if !id.is_empty() && reference.strip_prefix('#') == Some(id) => {}
-            _ => return Err(ResponseError::Structure),
         }
-        match owner {
-            Signed::Response => outline.response_signed = true,
-            Signed::Assertion => outline.assertion_signed = true,
+        if element.is(ASSERTION_NS, b"Assertion") {
+            if depth != 1 {
+                return Err(ResponseError::Structure);
+            }
+            self.assertions += 1;
+            self.assertion_id = element.attribute(b"ID")?;
+        }
+        if element.is(ASSERTION_NS, b"EncryptedAssertion") {
+            if !self.encrypted_allowed {
+                return Err(ResponseError::Encrypted);
+            }
+            if depth != 1 || element.empty {
+                return Err(ResponseError::Structure);
+            }
+            self.assertions += 1;
+            self.encrypted_start = Some(element.start);
+        }
+        Ok(())
+    }
+
+    /// Check: the top-level `StatusCode` (SAML Core 3.2.2.2) is `Success`, and there is one;
+    /// nested ones are details.
+    fn status(&mut self, element: &Element<'_, '_>) -> Result<(), ResponseError> {
+        let top_level = self.stack.len() == 2 && is(self.stack.get(1), PROTOCOL_NS, b"Status");
+        if !(top_level && element.is(PROTOCOL_NS, b"StatusCode")) {
+            return Ok(());
+        }
+        if self.status_seen {
+            return Err(ResponseError::Structure);
+        }
+        self.status_seen = true;
+        let code = element.attribute(b"Value")?.unwrap_or_default();
+        if code != STATUS_SUCCESS {
+            return Err(ResponseError::Status(code));
+        }
+        Ok(())
+    }
+
+    /// Check: a signature only directly inside the Response or the assertion, at most one for
+    /// each, never empty; its references are collected for [`Self::references`].
+    fn signature_placement(&mut self, element: &Element<'_, '_>) -> Result<(), ResponseError> {
+        let depth = self.stack.len();
+        let parent = self.stack.last();
+        if element.is(DSIG_NS, b"Signature") {
+            let owner = if depth == 1 {
+                Signed::Response
+            } else if depth == 2 && is(parent, ASSERTION_NS, b"Assertion") {
+                Signed::Assertion
+            } else {
+                return Err(ResponseError::Structure);
+            };
+            if self.signature.is_some() || self.signatures.iter().any(|(o, _)| *o == owner) {
+                return Err(ResponseError::Structure);
+            }
+            self.signature = Some((owner, Vec::new()));
+            if owner == Signed::Response {
+                self.signature_start = Some(element.start);
+            }
+            if element.empty {
+                // An empty signature references nothing.
+                return Err(ResponseError::Structure);
+            }
+        }
+        if element.is(DSIG_NS, b"Reference") && is(parent, DSIG_NS, b"SignedInfo") {
+            let uri = element.attribute(b"URI")?.unwrap_or_default();
+            match self.signature.as_mut() {
+                Some((_, references)) => references.push(uri),
+                None => return Err(ResponseError::Structure),
+            }
+        }
+        Ok(())
+    }
+
+    /// Check: only the allowed signature, digest, canonicalization and transform algorithms
+    /// (SHA-1 ones only when configured).
+    fn algorithms(&self, element: &Element<'_, '_>) -> Result<(), ResponseError> {
+        let parent = self.stack.last();
+        let (allowed, sha1): (&[&str], &[&str]) = if element.is(DSIG_NS, b"SignatureMethod") {
+            (SIGNATURE_ALGORITHMS, SHA1_SIGNATURE_ALGORITHMS)
+        } else if element.is(DSIG_NS, b"Transform")
+            || element.is(DSIG_NS, b"CanonicalizationMethod")
+        {
+            (TRANSFORM_ALGORITHMS, &[])
+        } else if element.is(DSIG_NS, b"DigestMethod") && is(parent, DSIG_NS, b"Reference") {
+            (DIGEST_ALGORITHMS, &[SHA1_DIGEST])
+        } else {
+            return Ok(());
+        };
+        let algorithm = element.attribute(b"Algorithm")?.unwrap_or_default();
+        let accepted = allowed.contains(&algorithm.as_str())
+            || self.allow_sha1 && sha1.contains(&algorithm.as_str());
+        if accepted {
+            Ok(())
+        } else {
+            Err(ResponseError::Algorithm(algorithm))
         }
     }
-    Ok(outline)
+
+    /// An element closes: a signature is complete, and where the Response signature and the
+    /// encrypted assertion end is noted.
+    fn end(&mut self, after: usize) {
+        let closed = self.stack.pop();
+        if is(closed.as_ref(), DSIG_NS, b"Signature") {
+            self.signatures.extend(self.signature.take());
+            if let Some(start) = self.signature_start.take() {
+                self.outline.response_signature = Some((start, after));
+            }
+        }
+        if is(closed.as_ref(), ASSERTION_NS, b"EncryptedAssertion")
+            && let Some(start) = self.encrypted_start.take()
+        {
+            self.outline.encrypted = Some((start, after));
+        }
+    }
+
+    /// Check, once the document is read: exactly one root, one top-level status and one
+    /// assertion.
+    fn counts(&self) -> Result<(), ResponseError> {
+        if self.roots != 1 {
+            return Err(ResponseError::NotAResponse);
+        }
+        if !self.status_seen {
+            return Err(ResponseError::Status(String::new()));
+        }
+        if self.assertions != 1 {
+            return Err(ResponseError::AssertionCount(self.assertions));
+        }
+        Ok(())
+    }
+
+    /// Check, once the document is read: each signature has exactly one reference, to its
+    /// parent's `ID`; what is signed goes into the outline.
+    fn references(mut self) -> Result<Outline, ResponseError> {
+        for (owner, references) in self.signatures {
+            let id = match owner {
+                Signed::Response => self.response_id.as_deref(),
+                Signed::Assertion => self.assertion_id.as_deref(),
+            };
+            let [reference] = references.as_slice() else {
+                return Err(ResponseError::Structure);
+            };
+            match id {
+                Some(id) if !id.is_empty() && reference.strip_prefix('#') == Some(id) => {}
+                _ => return Err(ResponseError::Structure),
+            }
+            match owner {
+                Signed::Response => self.outline.response_signed = true,
+                Signed::Assertion => self.outline.assertion_signed = true,
+            }
+        }
+        Ok(self.outline)
+    }
 }
 
 #[cfg(test)]
@@ -380,5 +539,45 @@ mod tests {
             Err(ResponseError::NotAResponse)
         ));
         assert!(inspect_plain("not xml <").is_err());
+    }
+
+    #[test]
+    fn refuses_misplaced_signatures_and_foreign_references() {
+        let signed = |uri: &str| {
+            OK.replace(
+                "<saml:Assertion ID=\"_a\"/>",
+                &format!(
+                    "<saml:Assertion ID=\"_a\"><ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">\
+                     <ds:SignedInfo><ds:Reference URI=\"{uri}\"/></ds:SignedInfo></ds:Signature>\
+                     </saml:Assertion>"
+                ),
+            )
+        };
+        let outline = inspect_plain(&signed("#_a")).unwrap_or_default();
+        assert!(outline.assertion_signed && !outline.response_signed);
+        assert!(matches!(
+            inspect_plain(&signed("#_r")),
+            Err(ResponseError::Structure)
+        ));
+        let in_status = OK.replace(
+            "</samlp:Status>",
+            "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"/></samlp:Status>",
+        );
+        assert!(matches!(
+            inspect_plain(&in_status),
+            Err(ResponseError::Structure)
+        ));
+        let nested = OK.replace(
+            "<saml:Assertion ID=\"_a\"/>",
+            "<saml:Assertion ID=\"_a\"><samlp:Response/></saml:Assertion>",
+        );
+        assert!(matches!(
+            inspect_plain(&nested),
+            Err(ResponseError::Structure)
+        ));
+        assert!(matches!(
+            inspect_plain(&format!("{OK}x")),
+            Err(ResponseError::Malformed)
+        ));
     }
 }

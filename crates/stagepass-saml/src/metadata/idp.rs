@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use samael::crypto::CertificateDer;
 use samael::key_info::{KeyInfo, X509Data};
 use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
 use stagepass_core::Error;
 use url::Url;
 
-use crate::{ConfigError, decode_certificate};
+use crate::certificate::decode_certificate;
+use crate::error::ConfigError;
 
 /// The HTTP-Redirect binding.
 pub(crate) const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
@@ -39,6 +41,22 @@ pub(crate) struct Idp {
     pub(crate) metadata: EntityDescriptor,
     /// The single logout URL (HTTP-Redirect) the metadata names, if any.
     pub(crate) logout_url: Option<Url>,
+}
+
+impl Idp {
+    /// The configured IdP certificates.
+    pub(crate) fn certificates(&self) -> Vec<CertificateDer> {
+        self.metadata
+            .idp_sso_descriptors
+            .iter()
+            .flatten()
+            .flat_map(|d| &d.key_descriptors)
+            .filter_map(|k| k.key_info.x509_data.as_ref())
+            .flat_map(|x| &x.certificates)
+            .filter_map(|c| STANDARD.decode(c).ok())
+            .map(CertificateDer::from)
+            .collect()
+    }
 }
 
 /// Settings given one by one, which win over the metadata's.
