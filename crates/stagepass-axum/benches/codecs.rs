@@ -1,14 +1,13 @@
 //! Micro-benchmarks of the per-request work of the protocol: the state codec, cookie
-//! encryption and the popup page. Run with `cargo bench -p stagepass-axum`.
+//! encryption and the popup page, reached through the private `_bench` feature (which the
+//! crate's dev-dependency on itself turns on). Run with `cargo bench -p stagepass-axum`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use stagepass_axum::crypto::CookieCipher;
-use stagepass_axum::popup::{PopupPage, WebMessage};
-use stagepass_axum::state::OAuthState;
+use stagepass_axum::bench::{CookieCipher, OAuthState, PopupPage, WebMessage};
 use stagepass_core::{AuthResponse, ProfileInfo, SessionSecret};
 
 fn bench(name: &str, iterations: u32, mut f: impl FnMut()) {

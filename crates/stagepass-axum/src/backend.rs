@@ -13,13 +13,15 @@ use stagepass_identity::UserInfoStore;
 use time::Duration;
 use url::Url;
 
+use crate::cookies::DEFAULT_SESSION_DURATION;
 use crate::crypto::CookieCipher;
 use crate::metrics::AuthMetrics;
 use crate::origin::AllowedOrigins;
-use crate::refresh::RefreshCoordinator;
+use crate::refresh_coordination::RefreshCoordinator;
 
-/// How long refresh and granted-scope cookies live unless `sessionDuration` says otherwise.
-pub const DEFAULT_SESSION_DURATION: Duration = Duration::days(1000);
+/// Where the routes are served under the backend's base URL unless
+/// [`AuthBackendBuilder::mount_path`] says otherwise: Backstage's `/api/auth`.
+pub const DEFAULT_MOUNT_PATH: &str = "/api/auth";
 
 /// One environment of an OAuth-style provider (`auth.providers.<id>.<env>`).
 pub struct OAuthEnvironment {
@@ -59,7 +61,8 @@ impl OAuthEnvironment {
     }
 
     /// Overrides the callback URL (`callbackUrl`); the default is
-    /// `<auth base>/<provider>/handler/frame`.
+    /// `<auth base>/<provider>/handler/frame`, where the auth base is the backend's base URL
+    /// followed by the mount path.
     #[must_use]
     pub fn callback_url(mut self, url: Url) -> Self {
         self.callback_url = Some(url);
@@ -87,6 +90,7 @@ pub(crate) enum Provider {
 
 pub(crate) struct Inner {
     pub(crate) auth_base_url: String,
+    pub(crate) mount_path: String,
     pub(crate) origins: AllowedOrigins,
     pub(crate) app_base_url: Url,
     pub(crate) issuer: Arc<dyn TokenIssuer>,
@@ -101,7 +105,9 @@ pub(crate) struct Inner {
 }
 
 /// The Backstage `/api/auth` protocol for a set of providers. Build it with
-/// [`AuthBackend::builder`], then serve [`AuthBackend::router`] under `/api/auth`.
+/// [`AuthBackend::builder`], then serve [`AuthBackend::router`] under its
+/// [mount path](AuthBackend::mount_path) (`/api/auth` unless configured otherwise), or
+/// [`AuthBackend::mounted_router`], which is nested there already.
 #[derive(Clone)]
 pub struct AuthBackend {
     pub(crate) inner: Arc<Inner>,
@@ -124,7 +130,7 @@ impl AuthBackend {
         AuthBackendBuilder::default()
     }
 
-    /// The counters kept by the routes.
+    /// The counters kept by the routes, for a `/metrics` page.
     pub fn metrics(&self) -> &Arc<AuthMetrics> {
         &self.inner.metrics
     }
@@ -136,9 +142,17 @@ impl AuthBackend {
         ids
     }
 
-    /// The auth base URL (`<backend.baseUrl>/api/auth`), also the tokens' issuer.
+    /// The auth base URL (`<backend.baseUrl><mount path>`, `<backend.baseUrl>/api/auth` by
+    /// default): callback URLs and cookie paths are under it, and it must be the `iss` of the
+    /// tokens the token issuer signs.
     pub fn auth_base_url(&self) -> &str {
         &self.inner.auth_base_url
+    }
+
+    /// The path under the backend's base URL where [`router`](Self::router) must be nested:
+    /// `/api/auth` unless [`AuthBackendBuilder::mount_path`] set another.
+    pub fn mount_path(&self) -> &str {
+        &self.inner.mount_path
     }
 }
 
@@ -155,6 +169,9 @@ pub enum BuildError {
     /// An OAuth provider was registered without environments.
     #[error("provider {0:?} has no environments")]
     NoEnvironments(String),
+    /// The mount path is not a usable URL path.
+    #[error("invalid mount path {0:?}: {1}")]
+    InvalidMountPath(String, &'static str),
 }
 
 /// Builds an [`AuthBackend`].
@@ -162,6 +179,7 @@ pub enum BuildError {
 pub struct AuthBackendBuilder {
     app_base_url: Option<Url>,
     backend_base_url: Option<Url>,
+    mount_path: Option<String>,
     issuer: Option<Arc<dyn TokenIssuer>>,
     user_info: Option<Arc<dyn UserInfoStore>>,
     directory: Option<Arc<dyn UserDirectory>>,
@@ -192,10 +210,24 @@ impl AuthBackendBuilder {
         self
     }
 
-    /// The backend's base URL (`backend.baseUrl`); the auth base is `<it>/api/auth`.
+    /// The backend's base URL (`backend.baseUrl`); the auth base is `<it><mount path>`.
     #[must_use]
     pub fn backend_base_url(mut self, url: Url) -> Self {
         self.backend_base_url = Some(url);
+        self
+    }
+
+    /// Where the routes are nested under the backend's base URL: [`DEFAULT_MOUNT_PATH`]
+    /// (`/api/auth`) unless set. Callback URLs, cookie paths and the OpenID configuration are
+    /// built from it, so the router must be nested at exactly this path (as
+    /// [`AuthBackend::mounted_router`] does), and the token issuer must sign with
+    /// `iss: <backend base URL><mount path>` ([`AuthBackend::auth_base_url`]).
+    ///
+    /// One or more `/`-separated segments of letters, digits, `-`, `_`, `.` and `~` (but not
+    /// `.` or `..`), starting with `/`; a trailing `/` is dropped.
+    #[must_use]
+    pub fn mount_path(mut self, path: impl Into<String>) -> Self {
+        self.mount_path = Some(path.into());
         self
     }
 
@@ -346,7 +378,11 @@ impl AuthBackendBuilder {
             Some(secret) => CookieCipher::from_secret(secret),
             None => CookieCipher::random(),
         };
-        let auth_base_url = format!("{}/api/auth", backend.as_str().trim_end_matches('/'));
+        let mount_path = match self.mount_path {
+            Some(path) => checked_mount_path(path)?,
+            None => DEFAULT_MOUNT_PATH.to_owned(),
+        };
+        let auth_base_url = format!("{}{mount_path}", backend.as_str().trim_end_matches('/'));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ephemeral_store = self.ephemeral_store.unwrap_or_else(|| {
             Arc::new(MemoryEphemeralStore::with_clock(SharedClock(clock.clone())))
@@ -354,6 +390,7 @@ impl AuthBackendBuilder {
         Ok(AuthBackend {
             inner: Arc::new(Inner {
                 auth_base_url,
+                mount_path,
                 origins: self.exact_origins.iter().fold(
                     AllowedOrigins::new(&app_base_url, self.extra_origins),
                     AllowedOrigins::with_exact_origin,
@@ -371,6 +408,28 @@ impl AuthBackendBuilder {
             }),
         })
     }
+}
+
+/// `path` without its trailing `/`, when it is a usable mount path: segments that need no
+/// escaping in a URL and that axum can nest a router under.
+fn checked_mount_path(path: String) -> Result<String, BuildError> {
+    let trimmed = path.strip_suffix('/').unwrap_or(&path);
+    let Some(rest) = trimmed.strip_prefix('/') else {
+        return Err(BuildError::InvalidMountPath(path, "it must start with '/'"));
+    };
+    let usable = |segment: &str| {
+        !matches!(segment, "" | "." | "..")
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+    };
+    if !rest.split('/').all(usable) {
+        return Err(BuildError::InvalidMountPath(
+            path,
+            "use one or more segments of letters, digits, '-', '_', '.' and '~'",
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// The [`AuthResolverContext`] handed to sign-in resolvers.

@@ -1,5 +1,6 @@
-//! Reading and writing the protocol's cookies: attributes as Backstage computes them,
-//! clearing copies for legacy domain cookies, and chunking of long values.
+//! The protocol's cookies: their names, purposes and lifetimes (in `names`), and the
+//! mechanics of reading and writing them: attributes as Backstage computes them, clearing
+//! copies for legacy domain cookies, and chunking of long values.
 //!
 //! A request whose cookies could be read in more than one way is refused rather than read
 //! one way: another site on a parent or sibling domain can set cookies that this host then
@@ -14,6 +15,13 @@ use http::{HeaderMap, HeaderValue, header};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 use url::Url;
+
+mod names;
+#[cfg(test)]
+mod tests;
+
+pub use names::DEFAULT_SESSION_DURATION;
+pub(crate) use names::{CookieNames, LOGIN_COOKIE_LIFETIME, flow_purpose, refresh_token_purpose};
 
 /// Values longer than this are split into `<name>-0`, `<name>-1`, …
 pub const CHUNK_SIZE: usize = 4000;
@@ -41,7 +49,7 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 /// Why a cookie could not be read or written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum CookieError {
+pub(crate) enum CookieError {
     /// The request carries more than one cookie of the name (or of one of its chunks).
     #[error("the request carries more than one cookie of the same name")]
     Duplicate,
@@ -66,14 +74,14 @@ pub enum CookieError {
 /// The cookies of a request, URL-decoded. A name the request carries more than once is
 /// remembered as ambiguous, and reading it fails.
 #[derive(Debug, Default, Clone)]
-pub struct RequestCookies {
+pub(crate) struct RequestCookies {
     cookies: HashMap<String, String>,
     duplicated: HashSet<String>,
 }
 
 impl RequestCookies {
     /// Parses every `Cookie` header. Malformed pairs are skipped, never an error.
-    pub fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let mut cookies = HashMap::new();
         let mut duplicated = HashSet::new();
         for value in headers.get_all(header::COOKIE) {
@@ -108,12 +116,12 @@ impl RequestCookies {
     }
 
     /// Whether the request carries at least one cookie named `name`.
-    pub fn contains(&self, name: &str) -> bool {
+    pub(crate) fn contains(&self, name: &str) -> bool {
         self.cookies.contains_key(name)
     }
 
     /// The value of the cookie `name`; fails when the request carries more than one.
-    pub fn read(&self, name: &str) -> Result<Option<&str>, CookieError> {
+    pub(crate) fn read(&self, name: &str) -> Result<Option<&str>, CookieError> {
         if self.duplicated.contains(name) {
             return Err(CookieError::Duplicate);
         }
@@ -121,7 +129,7 @@ impl RequestCookies {
     }
 
     /// The value of the cookie `name`; `None` when it is absent or ambiguous.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.read(name).ok().flatten()
     }
 
@@ -132,7 +140,7 @@ impl RequestCookies {
     /// and chunks, chunks with a gap, or more than [`MAX_CHUNKS`] chunks. Accepting only the
     /// candidate that decrypts would not help: an attacker who can set cookies for this host
     /// can set a sealed value of their own session, which decrypts as well as the victim's.
-    pub fn read_chunked(&self, name: &str) -> Result<Option<String>, CookieError> {
+    pub(crate) fn read_chunked(&self, name: &str) -> Result<Option<String>, CookieError> {
         let whole = self.read(name)?;
         let indices = self.chunk_indices(name);
         if indices.is_empty() {
@@ -160,7 +168,7 @@ impl RequestCookies {
 
     /// A possibly chunked value as [`read_chunked`](Self::read_chunked) reads it; `None` when
     /// it is absent or ambiguous.
-    pub fn get_chunked(&self, name: &str) -> Option<String> {
+    pub(crate) fn get_chunked(&self, name: &str) -> Option<String> {
         self.read_chunked(name).ok().flatten()
     }
 
@@ -210,7 +218,7 @@ fn split_chunks(value: &str, size: usize) -> Vec<&str> {
 
 /// The `SameSite` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
+pub(crate) enum SameSite {
     /// `SameSite=Lax`.
     Lax,
     /// `SameSite=None` (cross-site, requires `Secure`).
@@ -219,7 +227,7 @@ pub enum SameSite {
 
 /// The attributes of one provider's cookies.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CookieAttributes {
+pub(crate) struct CookieAttributes {
     /// The provider path, e.g. `/api/auth/github`.
     pub path: String,
     /// Whether cookies are `Secure`.
@@ -233,7 +241,7 @@ pub struct CookieAttributes {
 impl CookieAttributes {
     /// Computes the attributes the way Backstage's default cookie configurer does, from the
     /// provider's callback URL and the app origin.
-    pub fn new(provider_id: &str, callback_url: &Url, app_origin: Option<&Url>) -> Self {
+    pub(crate) fn new(provider_id: &str, callback_url: &Url, app_origin: Option<&Url>) -> Self {
         let secure = callback_url.scheme() == "https";
         let cross_site = app_origin
             .and_then(Url::host_str)
@@ -258,25 +266,25 @@ impl CookieAttributes {
     }
 
     /// The path of the nonce and flow cookies, which only the callback receives.
-    pub fn handler_path(&self) -> String {
+    pub(crate) fn handler_path(&self) -> String {
         format!("{}/handler", self.path)
     }
 }
 
 /// The `Set-Cookie` headers of a response, in order.
 #[derive(Debug, Default)]
-pub struct CookieWriter {
+pub(crate) struct CookieWriter {
     headers: Vec<HeaderValue>,
 }
 
 impl CookieWriter {
     /// An empty writer.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Sets a cookie, preceded by a clearing copy on the legacy domain.
-    pub fn set(
+    pub(crate) fn set(
         &mut self,
         attrs: &CookieAttributes,
         path: &str,
@@ -295,7 +303,7 @@ impl CookieWriter {
     ///
     /// Fails, writing nothing, when the value needs more than [`MAX_CHUNKS`] chunks.
     #[allow(clippy::too_many_arguments)]
-    pub fn set_chunked(
+    pub(crate) fn set_chunked(
         &mut self,
         attrs: &CookieAttributes,
         request: &RequestCookies,
@@ -325,7 +333,7 @@ impl CookieWriter {
     }
 
     /// Removes a cookie and its chunks.
-    pub fn remove_chunked(
+    pub(crate) fn remove_chunked(
         &mut self,
         attrs: &CookieAttributes,
         request: &RequestCookies,
@@ -357,7 +365,7 @@ impl CookieWriter {
     }
 
     /// Removes a cookie (an expired copy on the host and on the legacy domain).
-    pub fn remove(
+    pub(crate) fn remove(
         &mut self,
         attrs: &CookieAttributes,
         path: &str,
@@ -431,14 +439,15 @@ impl CookieWriter {
     }
 
     /// Appends the cookies to a header map.
-    pub fn apply(self, headers: &mut HeaderMap) {
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
         for value in self.headers {
             headers.append(header::SET_COOKIE, value);
         }
     }
 
     /// The `Set-Cookie` values written so far.
-    pub fn values(&self) -> &[HeaderValue] {
+    #[cfg(test)]
+    pub(crate) fn values(&self) -> &[HeaderValue] {
         &self.headers
     }
 }
@@ -454,7 +463,7 @@ fn latest_cookie_date() -> OffsetDateTime {
 /// Formats a time as an IMF-fixdate (`Thu, 01 Jan 1970 00:00:00 GMT`). Times before 1970
 /// are written as 1970 and times after 9999 as the last second of 9999, so the result is
 /// always a valid date.
-pub fn http_date(at: OffsetDateTime) -> String {
+pub(crate) fn http_date(at: OffsetDateTime) -> String {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -479,149 +488,4 @@ pub fn http_date(at: OffsetDateTime) -> String {
         at.minute(),
         at.second()
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn url(s: &str) -> Url {
-        Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn attributes_follow_the_callback_url() {
-        let a = CookieAttributes::new(
-            "github",
-            &url("http://localhost:7007/api/auth/github/handler/frame"),
-            Some(&url("http://localhost:3000")),
-        );
-        assert_eq!(a.path, "/api/auth/github");
-        assert_eq!(a.handler_path(), "/api/auth/github/handler");
-        assert!(!a.secure);
-        assert_eq!(a.same_site, SameSite::Lax);
-
-        let a = CookieAttributes::new(
-            "github",
-            &url("https://auth.example.com/custom/callback"),
-            Some(&url("https://app.example.com")),
-        );
-        assert_eq!(a.path, "/custom/callback/github");
-        assert!(a.secure);
-        assert_eq!(a.same_site, SameSite::None);
-    }
-
-    #[test]
-    fn writes_express_style_cookies() {
-        let attrs = CookieAttributes::new(
-            "oidc",
-            &url("http://localhost:7007/api/auth/oidc/handler/frame"),
-            None,
-        );
-        let mut w = CookieWriter::new();
-        let now = OffsetDateTime::from_unix_timestamp(0).unwrap();
-        w.set(
-            &attrs,
-            &attrs.handler_path(),
-            "oidc-nonce",
-            "a+b/c=",
-            Duration::minutes(10),
-            now,
-        );
-        let v: Vec<_> = w
-            .values()
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(
-            v[0],
-            "oidc-nonce=; Max-Age=0; Domain=localhost; Path=/api/auth/oidc; \
-             Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"
-        );
-        assert_eq!(
-            v[1],
-            "oidc-nonce=a%2Bb%2Fc%3D; Max-Age=600; Path=/api/auth/oidc/handler; \
-             Expires=Thu, 01 Jan 1970 00:10:00 GMT; HttpOnly; SameSite=Lax"
-        );
-    }
-
-    #[test]
-    fn chunks_long_values_and_reads_them_back() {
-        let attrs = CookieAttributes::new(
-            "p",
-            &url("http://localhost:7007/api/auth/p/handler/frame"),
-            None,
-        );
-        let long = "x".repeat(9000);
-        let mut w = CookieWriter::new();
-        let now = OffsetDateTime::now_utc();
-        w.set_chunked(
-            &attrs,
-            &RequestCookies::default(),
-            "p-refresh-token",
-            &long,
-            Duration::days(1),
-            now,
-        )
-        .unwrap();
-        let mut jar = Vec::new();
-        for v in w.values() {
-            let s = v.to_str().unwrap();
-            let (pair, _) = s.split_once(';').unwrap();
-            if !s.contains("Max-Age=0") {
-                jar.push(pair.to_owned());
-            }
-        }
-        assert_eq!(jar.len(), 3);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&jar.join("; ")).unwrap(),
-        );
-        let cookies = RequestCookies::from_headers(&headers);
-        assert_eq!(cookies.get_chunked("p-refresh-token").unwrap(), long);
-
-        // a short value clears the chunks
-        let mut w = CookieWriter::new();
-        w.set_chunked(
-            &attrs,
-            &cookies,
-            "p-refresh-token",
-            "short",
-            Duration::days(1),
-            now,
-        )
-        .unwrap();
-        let cleared = w
-            .values()
-            .iter()
-            .filter(|v| {
-                let s = v.to_str().unwrap();
-                s.starts_with("p-refresh-token-")
-                    && s.contains("Max-Age=0")
-                    && !s.contains("Domain")
-            })
-            .count();
-        assert_eq!(cleared, 3);
-    }
-
-    #[test]
-    fn formats_http_dates() {
-        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        assert_eq!(http_date(t), "Fri, 15 Jan 2027 08:00:00 GMT");
-    }
-
-    proptest! {
-        #[test]
-        fn cookie_reader_never_panics(s in "\\PC*") {
-            let mut headers = HeaderMap::new();
-            if let Ok(v) = HeaderValue::from_str(&s) {
-                headers.insert(header::COOKIE, v);
-            }
-            let cookies = RequestCookies::from_headers(&headers);
-            let _ = cookies.get_chunked("a");
-        }
-    }
 }

@@ -92,14 +92,14 @@ impl CookieCipher {
 }
 
 /// A login nonce: 16 random bytes in standard base64, as Backstage makes them.
-pub fn new_nonce() -> String {
+pub(crate) fn new_nonce() -> String {
     let mut bytes = [0u8; 16];
     let _ = SystemRandom::new().fill(&mut bytes);
     STANDARD.encode(bytes)
 }
 
 /// Compares two strings in time independent of where they differ.
-pub fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -109,6 +109,8 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -139,5 +141,58 @@ mod tests {
         let n = new_nonce();
         assert_eq!(n.len(), 24);
         assert_ne!(n, new_nonce());
+    }
+
+    const PURPOSE: &str = "refresh-token:p:development";
+
+    fn cipher() -> CookieCipher {
+        CookieCipher::from_secret(&SessionSecret::new("property-secret"))
+    }
+
+    // Properties over arbitrary and tampered values: nothing opens that was not sealed, for
+    // this purpose, with this key.
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_values_never_open(s in "\\PC{0,200}", b in "v1\\.[A-Za-z0-9_-]{0,120}") {
+            let cipher = cipher();
+            prop_assert!(cipher.open(PURPOSE, &s).is_err());
+            prop_assert!(cipher.open(PURPOSE, &b).is_err());
+            prop_assert!(cipher.open("flow:p:nonce", &b).is_err());
+        }
+
+        #[test]
+        fn a_sealed_value_with_any_character_changed_never_opens(
+            plaintext in "\\PC{0,60}",
+            at in any::<prop::sample::Index>(),
+            replacement in "[ -~]",
+        ) {
+            let cipher = cipher();
+            let sealed = cipher.seal(PURPOSE, &plaintext);
+            prop_assert_eq!(cipher.open(PURPOSE, &sealed).unwrap(), plaintext);
+            let i = at.index(sealed.len());
+            let original = &sealed[i..=i];
+            prop_assume!(original != replacement);
+            let tampered = format!("{}{replacement}{}", &sealed[..i], &sealed[i + 1..]);
+            prop_assert!(cipher.open(PURPOSE, &tampered).is_err(), "{} opened", tampered);
+            // nor with a character cut or added
+            prop_assert!(cipher.open(PURPOSE, &sealed[..sealed.len() - 1]).is_err());
+            prop_assert!(cipher.open(PURPOSE, &(sealed.clone() + "A")).is_err());
+        }
+
+        #[test]
+        fn a_value_sealed_for_one_purpose_never_opens_for_another(
+            plaintext in "\\PC{0,40}",
+            purpose in "\\PC{0,40}",
+            other in "\\PC{0,40}",
+        ) {
+            prop_assume!(purpose != other);
+            let cipher = cipher();
+            let sealed = cipher.seal(&purpose, &plaintext);
+            prop_assert!(cipher.open(&other, &sealed).is_err());
+            let stranger = CookieCipher::from_secret(&SessionSecret::new("another-secret"));
+            prop_assert!(stranger.open(&purpose, &sealed).is_err());
+        }
     }
 }

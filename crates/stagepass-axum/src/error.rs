@@ -1,6 +1,11 @@
-//! Errors as HTTP responses, in the JSON format of Backstage's error middleware.
+//! Errors as HTTP responses, in the JSON format of Backstage's error middleware, and the one
+//! place where a handler's failure becomes that response.
 
+use std::convert::Infallible;
+
+use axum::extract::{FromRequestParts, OriginalUri};
 use axum::response::{IntoResponse, Response};
+use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use stagepass_core::Error;
@@ -52,5 +57,47 @@ impl IntoResponse for ErrorResponse {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
         response
+    }
+}
+
+/// What every handler produces: its response, or the error that [`RequestLine::answer`] turns
+/// into Backstage's error body.
+pub(crate) type Handled = Result<Response, Error>;
+
+/// The method and the path and query of a request, as its error body names them.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestLine {
+    method: Method,
+    url: String,
+}
+
+impl RequestLine {
+    /// The request method.
+    pub(crate) fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// Answers a handler's outcome: the response, or the error as Backstage's error body for
+    /// this request.
+    pub(crate) fn answer(&self, handled: Handled) -> Response {
+        handled.unwrap_or_else(|error| {
+            ErrorResponse::new(error, &self.method, self.url.clone()).into_response()
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestLine {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // The path as the client sent it, with the prefix the router is nested under.
+        let OriginalUri(uri) = OriginalUri::from_request_parts(parts, state).await?;
+        let url = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
+        Ok(Self {
+            method: parts.method.clone(),
+            url,
+        })
     }
 }

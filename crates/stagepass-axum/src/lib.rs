@@ -9,6 +9,12 @@
 //! and again at the callback, and a strategy's flow data (PKCE verifier, OpenID nonce) is kept
 //! encrypted and bound to the login's nonce.
 //!
+//! The routes are served under a mount path, `/api/auth` unless
+//! [`AuthBackendBuilder::mount_path`] says otherwise; callback URLs, cookie paths and the
+//! OpenID configuration follow it, and the token issuer must sign with
+//! `iss: <backend base URL><mount path>` ([`AuthBackend::auth_base_url`]).
+//! [`AuthBackend::mounted_router`] nests the routes there.
+//!
 //! # Example
 //!
 //! ```
@@ -38,20 +44,32 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod backend;
-pub mod cookies;
-pub mod crypto;
+// The `pub` items of `cookies`, `crypto`, `popup` and `state` are reached from outside only
+// through `bench`, behind the private `_bench` feature.
+#[cfg_attr(not(feature = "_bench"), allow(unreachable_pub))]
+mod cookies;
+#[cfg_attr(not(feature = "_bench"), allow(unreachable_pub))]
+mod crypto;
 mod error;
 mod glob;
-pub mod metrics;
+mod metrics;
 mod origin;
-pub mod popup;
-mod refresh;
+#[cfg_attr(not(feature = "_bench"), allow(unreachable_pub))]
+mod popup;
+mod refresh_coordination;
 mod routes;
-pub mod state;
+#[cfg_attr(not(feature = "_bench"), allow(unreachable_pub))]
+mod state;
+
+#[cfg(feature = "_bench")]
+#[doc(hidden)]
+pub mod bench;
 
 pub use backend::{
-    AuthBackend, AuthBackendBuilder, BuildError, DEFAULT_SESSION_DURATION, OAuthEnvironment,
+    AuthBackend, AuthBackendBuilder, BuildError, DEFAULT_MOUNT_PATH, OAuthEnvironment,
 };
+pub use cookies::DEFAULT_SESSION_DURATION;
 pub use error::ErrorResponse;
 pub use glob::glob_match;
+pub use metrics::AuthMetrics;
 pub use origin::AllowedOrigins;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The outcome of a sign-in or a refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// It worked.
     Success,
     /// It failed.
@@ -23,7 +23,9 @@ impl Outcome {
     }
 }
 
-/// Counters kept by the auth routes.
+/// Counters kept by the auth routes: sign-ins and refreshes by provider and outcome, and
+/// issued tokens. [`AuthBackend::metrics`](crate::AuthBackend::metrics) returns them for a
+/// `/metrics` page.
 #[derive(Debug, Default)]
 pub struct AuthMetrics {
     sign_ins: Mutex<BTreeMap<(String, Outcome), u64>>,
@@ -33,17 +35,17 @@ pub struct AuthMetrics {
 
 impl AuthMetrics {
     /// Counts a sign-in (a callback) of `provider`.
-    pub fn sign_in(&self, provider: &str, outcome: Outcome) {
+    pub(crate) fn sign_in(&self, provider: &str, outcome: Outcome) {
         Self::bump(&self.sign_ins, provider, outcome);
     }
 
     /// Counts a refresh of `provider`.
-    pub fn refresh(&self, provider: &str, outcome: Outcome) {
+    pub(crate) fn refresh(&self, provider: &str, outcome: Outcome) {
         Self::bump(&self.refreshes, provider, outcome);
     }
 
     /// Counts an issued Backstage token.
-    pub fn token_issued(&self) {
+    pub(crate) fn token_issued(&self) {
         self.tokens_issued.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -81,7 +83,7 @@ impl AuthMetrics {
                 let _ = writeln!(
                     out,
                     "{name}{{provider=\"{}\",outcome=\"{}\"}} {count}",
-                    escape_label(provider),
+                    Self::escape_label(provider),
                     outcome.label()
                 );
             }
@@ -94,12 +96,13 @@ impl AuthMetrics {
             self.tokens_issued.load(Ordering::Relaxed)
         );
     }
-}
 
-/// Escapes a Prometheus label value.
-pub fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    /// Escapes a Prometheus label value, as [`render`](Self::render) does, for pages that
+    /// add counters of their own.
+    pub fn escape_label(value: &str) -> String {
+        value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    }
 }

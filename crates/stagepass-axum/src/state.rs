@@ -176,4 +176,31 @@ mod tests {
             prop_assert_eq!(OAuthState::decode(&state.encode()).unwrap(), state);
         }
     }
+
+    // Properties of the decoder over arbitrary input.
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn state_decoding_never_panics(s in "\\PC{0,200}", hex in "[0-9a-fA-F]{0,200}") {
+            let _ = OAuthState::decode(&s);
+            let _ = OAuthState::decode(&hex);
+        }
+
+        #[test]
+        fn state_round_trips(
+            nonce in "\\PC{1,30}",
+            env in "\\PC{1,20}",
+            origin in proptest::option::of("\\PC{0,30}"),
+            redirect_url in proptest::option::of("\\PC{0,40}"),
+            flow in proptest::option::of("\\PC{0,10}"),
+            scope in proptest::option::of("\\PC{0,30}"),
+            extra in proptest::collection::vec(("x-[a-z]{1,8}", "\\PC{0,20}"), 0..4),
+        ) {
+            let state = OAuthState { nonce, env, origin, redirect_url, flow, scope, extra };
+            let encoded = state.encode();
+            prop_assert!(encoded.bytes().all(|b| b.is_ascii_hexdigit()));
+            prop_assert_eq!(OAuthState::decode(&encoded).unwrap(), state);
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use stagepass_axum::cookies::{CHUNK_SIZE, MAX_CHUNKS};
+use stagepass_axum::bench::{CHUNK_SIZE, MAX_CHUNKS};
 use stagepass_axum::{AllowedOrigins, AuthBackend, OAuthEnvironment, glob_match};
 use stagepass_core::{
     AuthResolverContext, AuthenticateRequest, Authenticated, EntityRef, IssuedToken, LogoutRequest,
@@ -449,8 +449,8 @@ async fn the_callback_never_redirects_to_a_url_with_line_breaks() {
     // the state comes back through the identity provider: swap in a poisoned redirectUrl
     // under the login's own nonce
     let state =
-        stagepass_axum::state::OAuthState::decode(&query(&authorize, "state").unwrap()).unwrap();
-    let poisoned = stagepass_axum::state::OAuthState {
+        stagepass_axum::bench::OAuthState::decode(&query(&authorize, "state").unwrap()).unwrap();
+    let poisoned = stagepass_axum::bench::OAuthState {
         redirect_url: Some("http://localhost:3000/ok\r\nSet-Cookie: a=b".into()),
         ..state
     }

@@ -10,7 +10,7 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use stagepass_axum::AuthBackend;
 use stagepass_axum::OAuthEnvironment;
-use stagepass_axum::crypto::CookieCipher;
+use stagepass_axum::bench::CookieCipher;
 use stagepass_core::{
     AuthResolverContext, AuthenticateRequest, Authenticated, EntityRef, EphemeralStore,
     IssuedToken, LogoutRequest, LogoutResponse, MemoryEphemeralStore, RefreshRequest, Result,
