@@ -5,7 +5,9 @@
 /// strategy (usually an [`OidcProvider`](crate::OidcProvider) or
 /// [`OAuth2Provider`](crate::OAuth2Provider) configured for one identity provider) by
 /// forwarding every method to the field that holds it, the provided methods included, so that
-/// the wrapper behaves exactly like what it wraps, also when the contract gains a method.
+/// the wrapper behaves exactly like what it wraps, also when the contract gains a method. Its
+/// builder gets the transport setters of the wrapped builder with
+/// [`client_option_setters!`](crate::client_option_setters) (`forward <field>`).
 ///
 /// ```
 /// use stagepass_generic_oauth::{OidcProvider, delegate_strategy};

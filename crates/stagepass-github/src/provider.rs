@@ -2,18 +2,17 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use stagepass_core::{
     AccessToken, AuthenticateRequest, Authenticated, ClientSecret, Clock, Error, FlowData,
     ProviderSession, RefreshRequest, RefreshToken, Result, ScopePolicy, StartRequest,
-    StartResponse, Strategy, SystemClock,
+    StartResponse, Strategy,
 };
 use stagepass_generic_oauth::{
-    AuthorizationParams, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpClient, OAuth2Client,
+    AuthorizationParams, BearerGet, ClientOptions, HttpClient, JsonResponse, OAuth2Client,
     OAuth2Endpoints, TokenEndpointAuthMethod, TokenSet,
 };
 use time::OffsetDateTime;
@@ -86,6 +85,7 @@ fn endpoint(field: &'static str, base: &str, path: &str) -> Result<Url, GithubBu
 /// Builds a [`GithubProvider`]: the client id and secret are required; without
 /// [`enterprise_instance_url`](Self::enterprise_instance_url) it signs in with github.com.
 #[must_use]
+#[derive(Default)]
 pub struct GithubProviderBuilder {
     client_id: Option<String>,
     client_secret: Option<ClientSecret>,
@@ -93,10 +93,7 @@ pub struct GithubProviderBuilder {
     web_base_url: Option<String>,
     api_base_url: Option<String>,
     additional_scopes: Vec<String>,
-    timeout: Duration,
-    max_response_bytes: usize,
-    reqwest: Option<reqwest::Client>,
-    clock: Arc<dyn Clock>,
+    options: ClientOptions,
 }
 
 impl fmt::Debug for GithubProviderBuilder {
@@ -108,23 +105,6 @@ impl fmt::Debug for GithubProviderBuilder {
             .field("api_base_url", &self.api_base_url)
             .field("additional_scopes", &self.additional_scopes)
             .finish_non_exhaustive()
-    }
-}
-
-impl Default for GithubProviderBuilder {
-    fn default() -> Self {
-        Self {
-            client_id: None,
-            client_secret: None,
-            enterprise_instance_url: None,
-            web_base_url: None,
-            api_base_url: None,
-            additional_scopes: Vec::new(),
-            timeout: DEFAULT_TIMEOUT,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            reqwest: None,
-            clock: Arc::new(SystemClock),
-        }
     }
 }
 
@@ -175,31 +155,6 @@ impl GithubProviderBuilder {
         self
     }
 
-    /// The time one request to GitHub may take (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The largest response body accepted from GitHub (default 1 MiB).
-    pub fn max_response_bytes(mut self, limit: usize) -> Self {
-        self.max_response_bytes = limit;
-        self
-    }
-
-    /// The HTTP client to use (a shared pool, a proxy, extra root certificates). It should not
-    /// follow redirects; the timeout and body cap of this builder still apply.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.reqwest = Some(client);
-        self
-    }
-
-    /// The clock for access token expiry (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// Builds the provider. Makes no request.
     pub fn build(self) -> Result<GithubProvider, GithubBuildError> {
         let client_id = self
@@ -233,12 +188,8 @@ impl GithubProviderBuilder {
         );
         let user_url = endpoint("API URL", &api, "/user")?;
         let emails_url = endpoint("API URL", &api, "/user/emails")?;
-        let http = match self.reqwest {
-            Some(client) => HttpClient::with_client(client),
-            None => HttpClient::new().map_err(|e| GithubBuildError::HttpClient(e.to_string()))?,
-        }
-        .timeout(self.timeout)
-        .max_response_bytes(self.max_response_bytes);
+        let http = HttpClient::from_options(&self.options)
+            .map_err(|e| GithubBuildError::HttpClient(e.to_string()))?;
         // GitHub documents the client id and secret as form parameters.
         let oauth = OAuth2Client::new(client_id, client_secret, endpoints, http.clone())
             .auth_method(TokenEndpointAuthMethod::ClientSecretPost);
@@ -254,11 +205,13 @@ impl GithubProviderBuilder {
                     additional: self.additional_scopes,
                     persist: true,
                 },
-                clock: self.clock,
+                clock: self.options.clock().clone(),
             }),
         })
     }
 }
+
+stagepass_generic_oauth::client_option_setters!(GithubProviderBuilder, options);
 
 struct Inner {
     oauth: OAuth2Client,
@@ -371,46 +324,23 @@ impl GithubProvider {
     }
 }
 
-/// An API answer: the status and the body.
-struct ApiResponse {
-    status: http::StatusCode,
-    body: Vec<u8>,
-}
-
 impl Inner {
+    /// A GET of the REST API with the access token: any answer but a server error or 401.
     async fn api_get(
         &self,
         url: &Url,
         access_token: &AccessToken,
         step: Step,
-    ) -> Result<ApiResponse> {
-        let mut request = http::Request::new(Vec::new());
-        *request.uri_mut() = http::Uri::try_from(url.as_str())
-            .map_err(|_| Error::internal("invalid GitHub API URL"))?;
-        let headers = request.headers_mut();
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/vnd.github+json"),
-        );
-        headers.insert(
-            HeaderName::from_static("x-github-api-version"),
-            HeaderValue::from_static(API_VERSION),
-        );
-        let mut bearer = HeaderValue::try_from(format!("Bearer {}", access_token.secret()))
-            .map_err(|_| {
-                Error::authentication(format!("{}, the access token is malformed", step.prefix()))
-            })?;
-        bearer.set_sensitive(true);
-        headers.insert(header::AUTHORIZATION, bearer);
-        let response = self.http.execute(request).await?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(Error::service_unavailable(format!(
-                "GitHub API failed with HTTP {}",
-                status.as_u16()
-            )));
-        }
-        if status == http::StatusCode::UNAUTHORIZED {
+    ) -> Result<JsonResponse> {
+        let response = BearerGet::new(url, "GitHub API", step.prefix())
+            .accept("application/vnd.github+json")
+            .header(
+                HeaderName::from_static("x-github-api-version"),
+                HeaderValue::from_static(API_VERSION),
+            )
+            .send(&self.http, access_token)
+            .await?;
+        if response.status() == http::StatusCode::UNAUTHORIZED {
             // Backstage's message for a revoked or expired token
             return Err(match step {
                 Step::Refresh => Error::authentication("Invalid access token"),
@@ -419,28 +349,25 @@ impl Inner {
                 ),
             });
         }
-        Ok(ApiResponse {
-            status,
-            body: response.into_body(),
-        })
+        Ok(response)
     }
 
     async fn fetch_profile(&self, access_token: &AccessToken, step: Step) -> Result<GithubProfile> {
         let prefix = step.prefix();
         let user = self.api_get(&self.user_url, access_token, step).await?;
-        if !user.status.is_success() {
+        if !user.status().is_success() {
             return Err(Error::authentication(format!(
                 "{prefix}, GitHub refused to read the user with HTTP {}",
-                user.status.as_u16()
+                user.status().as_u16()
             )));
         }
-        let document: UserDocument = match serde_json::from_slice::<serde_json::Value>(&user.body) {
-            Ok(value @ serde_json::Value::Object(_)) => {
-                serde_json::from_value(value).map_err(|_| {
+        let document: UserDocument = match user.object() {
+            Ok(object) => {
+                serde_json::from_value(serde_json::Value::Object(object)).map_err(|_| {
                     Error::authentication(format!("{prefix}, the GitHub user has no login or id"))
                 })?
             }
-            _ => {
+            Err(_) => {
                 return Err(Error::authentication(format!(
                     "{prefix}, GitHub answered the user request with something else than a JSON object"
                 )));
@@ -465,12 +392,12 @@ impl Inner {
         step: Step,
     ) -> Result<Option<String>> {
         let emails = self.api_get(&self.emails_url, access_token, step).await?;
-        match emails.status.as_u16() {
+        match emails.status().as_u16() {
             200..=299 => {}
             // without `user:email` (OAuth Apps) or the e-mail permission (GitHub Apps)
             403 | 404 => {
                 tracing::debug!(
-                    status = emails.status.as_u16(),
+                    status = emails.status().as_u16(),
                     "GitHub did not show the user's e-mail addresses; signing in without one"
                 );
                 return Ok(None);
@@ -482,7 +409,7 @@ impl Inner {
                 )));
             }
         }
-        let entries: Vec<EmailEntry> = serde_json::from_slice(&emails.body).map_err(|_| {
+        let entries: Vec<EmailEntry> = emails.parse().map_err(|_| {
             Error::authentication(format!(
                 "{}, GitHub answered the e-mail addresses request with something else than a list",
                 step.prefix()

@@ -55,3 +55,48 @@ async fn signs_in_refreshes_and_logs_out() {
         OidcTestProvider::name_of("gina")
     );
 }
+
+/// Starts a sign-in with `google`.
+async fn start(google: &GoogleProvider) -> stagepass_core::Result<stagepass_core::StartResponse> {
+    use stagepass_core::{Params, StartRequest, Strategy};
+
+    let callback = url::Url::parse("http://localhost:7007/api/auth/google/handler/frame").unwrap();
+    let query = Params::default();
+    google
+        .start(StartRequest::new(
+            "development",
+            "openid",
+            "state",
+            &callback,
+            &query,
+        ))
+        .await
+}
+
+/// The transport options reach the engine: with a response cap smaller than the identity
+/// provider's discovery document, the sign-in cannot start; with the default cap it can.
+#[tokio::test]
+async fn client_options_reach_the_engine() {
+    use stagepass_generic_oauth::ClientOptions;
+
+    let Some(idp) = OidcTestProvider::start_or_skip().await else {
+        return;
+    };
+    let build = |options: ClientOptions| {
+        GoogleProvider::builder()
+            .issuer(idp.issuer_str())
+            .client_id(idp.client_id())
+            .client_secret(ClientSecret::new(idp.client_secret()))
+            .client_options(options)
+            .build()
+            .unwrap()
+    };
+    let capped = build(ClientOptions::new().with_max_response_bytes(64));
+    let err = start(&capped).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        stagepass_core::ErrorKind::ServiceUnavailable,
+        "{err:?}"
+    );
+    assert!(start(&build(ClientOptions::new())).await.is_ok());
+}

@@ -11,7 +11,7 @@ use url::Url;
 use super::id_token::{IdTokenValidator, NonceCheck};
 use super::key_cache::{FetchedKeys, JwksCache, MAX_MAX_AGE};
 use super::signature::JwsAlgorithm;
-use crate::http::HttpClient;
+use crate::transport::HttpClient;
 
 /// One issuer's keys and one client's settings, as a login would validate ID tokens with.
 pub struct IdTokenBench {

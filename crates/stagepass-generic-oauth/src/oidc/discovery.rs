@@ -11,7 +11,7 @@ use serde::Deserialize;
 use stagepass_core::{Error, Result};
 use url::Url;
 
-use crate::http::HttpClient;
+use crate::transport::HttpClient;
 
 /// The path under an issuer where its discovery document lives.
 pub(crate) const WELL_KNOWN: &str = "/.well-known/openid-configuration";

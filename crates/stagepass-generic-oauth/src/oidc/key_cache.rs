@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::jwks::JwkSet;
-use crate::http::HttpClient;
+use crate::transport::HttpClient;
 
 /// The shortest time keys are cached, whatever `Cache-Control` says.
 pub(crate) const MIN_MAX_AGE: Duration = Duration::from_secs(60);

@@ -20,7 +20,7 @@ use super::id_token::{IdTokenValidator, NonceCheck};
 use super::jwks::JwkSet;
 use super::key_cache::{DEFAULT_MAX_AGE, FetchedKeys, JwksCache};
 use super::signature::{Jws, JwsAlgorithm};
-use crate::http::HttpClient;
+use crate::transport::HttpClient;
 
 const ISSUER: &str = "https://idp.example";
 const CLIENT_ID: &str = "client";

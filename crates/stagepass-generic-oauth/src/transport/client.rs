@@ -1,4 +1,4 @@
-//! The HTTP client every request to an identity provider goes through.
+//! [`HttpClient`]: the client every request to an identity provider goes through.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,87 +6,12 @@ use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse};
-use stagepass_core::{Error, ErrorKind};
 
-/// How long one request to the identity provider may take by default (Backstage's OIDC
-/// `timeout` default).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The largest response body read from the identity provider by default: 1 MiB.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+use super::error::HttpError;
+use super::options::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT};
 
 /// The `User-Agent` of requests to identity providers.
 const USER_AGENT: &str = "stagepass";
-
-/// Why a request to the identity provider failed.
-///
-/// Messages name the identity provider's host, never a URL's query, a token or a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HttpError {
-    /// The connection could not be made or broke.
-    #[error("identity provider unreachable: {host}: {detail}")]
-    Unreachable {
-        /// The identity provider's host (and port).
-        host: String,
-        /// What went wrong, without the URL.
-        detail: String,
-    },
-    /// No complete answer within the timeout.
-    #[error("identity provider unreachable: {host} did not answer within {timeout:?}")]
-    Timeout {
-        /// The identity provider's host (and port).
-        host: String,
-        /// The timeout that passed.
-        timeout: Duration,
-    },
-    /// The response body is larger than allowed.
-    #[error("identity provider response from {host} is larger than {limit} bytes")]
-    TooLarge {
-        /// The identity provider's host (and port).
-        host: String,
-        /// The limit in bytes.
-        limit: usize,
-    },
-    /// The identity provider answered with a redirect; redirects are never followed.
-    #[error(
-        "identity provider {host} answered with a redirect (HTTP {status}), which is not followed"
-    )]
-    Redirect {
-        /// The identity provider's host (and port).
-        host: String,
-        /// The HTTP status.
-        status: u16,
-    },
-    /// The identity provider answered with a server error (5xx) to an OAuth request.
-    #[error("identity provider {host} failed with HTTP {status}")]
-    ServerError {
-        /// The identity provider's host (and port).
-        host: String,
-        /// The HTTP status.
-        status: u16,
-    },
-    /// The request could not be built.
-    #[error("invalid request to the identity provider: {0}")]
-    InvalidRequest(String),
-}
-
-impl HttpError {
-    /// The kind of [`Error`] this becomes: `ServiceUnavailable` for everything the identity
-    /// provider did (or did not do), `Internal` for a request that could not be built.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Self::InvalidRequest(_) => ErrorKind::Internal,
-            _ => ErrorKind::ServiceUnavailable,
-        }
-    }
-}
-
-impl From<HttpError> for Error {
-    fn from(error: HttpError) -> Self {
-        Error::new(error.kind(), error.to_string())
-    }
-}
 
 /// The HTTP client for identity providers: a [`reqwest::Client`] with a per-request timeout, a
 /// cap on response bodies, no redirects and `User-Agent: stagepass`.
@@ -128,6 +53,20 @@ impl HttpClient {
             timeout: DEFAULT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
+    }
+
+    /// The client that `options` describe: their [`reqwest::Client`] (or one with its own
+    /// connection pool), their timeout and their body cap.
+    ///
+    /// Fails only when no client was given and the TLS backend cannot be initialised.
+    pub fn from_options(options: &ClientOptions) -> Result<Self, HttpError> {
+        let client = match options.reqwest_client() {
+            Some(client) => Self::with_client(client.clone()),
+            None => Self::new()?,
+        };
+        Ok(client
+            .timeout(options.timeout())
+            .max_response_bytes(options.max_response_bytes()))
     }
 
     /// Sets the time one request may take, from connecting to the end of the body.
@@ -288,29 +227,6 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn errors_map_to_service_unavailable_without_urls() {
-        let err: Error = HttpError::Unreachable {
-            host: "idp.example:443".into(),
-            detail: "Connection refused (os error 111)".into(),
-        }
-        .into();
-        assert_eq!(err.kind(), ErrorKind::ServiceUnavailable);
-        assert_eq!(
-            err.message(),
-            "identity provider unreachable: idp.example:443: Connection refused (os error 111)"
-        );
-        let err: Error = HttpError::Timeout {
-            host: "idp.example".into(),
-            timeout: Duration::from_secs(10),
-        }
-        .into();
-        assert_eq!(
-            err.message(),
-            "identity provider unreachable: idp.example did not answer within 10s"
-        );
-    }
 
     #[test]
     fn host_of_keeps_port() {

@@ -1,11 +1,8 @@
-//! The OAuth 2.0 half of the engine: the authorization URL with PKCE, the code exchange, the
-//! refresh grant and token revocation, on top of `oauth2`. Nothing here knows about OpenID
-//! Connect; the OIDC provider and the plain OAuth 2.0 providers both build on it.
+//! [`OAuth2Client`]: the authorization URL with PKCE, the code exchange, the refresh grant and
+//! token revocation, on top of `oauth2`.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
-use std::time::Duration;
 
 use base64::Engine as _;
 use http::header::{self, HeaderValue};
@@ -22,174 +19,14 @@ use serde::{Deserialize, Serialize};
 use stagepass_core::{AccessToken, ClientSecret, Error, IdToken, RefreshToken, Result};
 use url::Url;
 
-use crate::http::{HttpClient, HttpError};
-
-/// How the client authenticates at the token and revocation endpoints (OIDC's
-/// `token_endpoint_auth_method`, Backstage's `tokenEndpointAuthMethod`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TokenEndpointAuthMethod {
-    /// HTTP Basic authentication with the form-encoded client id and secret (RFC 6749
-    /// section 2.3.1). The default, as in Backstage; also what the generic OAuth 2.0 provider's
-    /// `includeBasicAuth` turns on.
-    #[default]
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-}
-
-impl TokenEndpointAuthMethod {
-    /// The registered name (`client_secret_basic`, `client_secret_post`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::ClientSecretPost => "client_secret_post",
-        }
-    }
-}
-
-impl fmt::Display for TokenEndpointAuthMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A token endpoint authentication method that stagepass does not support.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unsupported token endpoint auth method {0:?} (expected client_secret_basic or client_secret_post)"
-)]
-pub struct UnsupportedAuthMethod(pub String);
-
-impl FromStr for TokenEndpointAuthMethod {
-    type Err = UnsupportedAuthMethod;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "client_secret_basic" => Ok(Self::ClientSecretBasic),
-            "client_secret_post" => Ok(Self::ClientSecretPost),
-            other => Err(UnsupportedAuthMethod(other.to_owned())),
-        }
-    }
-}
-
-/// The endpoints of an OAuth 2.0 authorization server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuth2Endpoints {
-    authorization: Url,
-    token: Url,
-    revocation: Option<Url>,
-}
-
-impl OAuth2Endpoints {
-    /// The authorization and token endpoints.
-    pub fn new(authorization: Url, token: Url) -> Self {
-        Self {
-            authorization,
-            token,
-            revocation: None,
-        }
-    }
-
-    /// Adds the RFC 7009 revocation endpoint.
-    #[must_use]
-    pub fn with_revocation(mut self, revocation: Option<Url>) -> Self {
-        self.revocation = revocation;
-        self
-    }
-
-    /// The authorization endpoint.
-    pub fn authorization(&self) -> &Url {
-        &self.authorization
-    }
-
-    /// The token endpoint.
-    pub fn token(&self) -> &Url {
-        &self.token
-    }
-
-    /// The revocation endpoint, if any.
-    pub fn revocation(&self) -> Option<&Url> {
-        self.revocation.as_ref()
-    }
-}
-
-/// The tokens of a code exchange or a refresh.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct TokenSet {
-    /// The access token.
-    pub access_token: AccessToken,
-    /// The token type (`Bearer`).
-    pub token_type: String,
-    /// The refresh token, when the server issued one.
-    pub refresh_token: Option<RefreshToken>,
-    /// The raw ID token, when the server issued one. Not validated here.
-    pub id_token: Option<IdToken>,
-    /// The granted scope, space-separated, when the server said.
-    pub scope: Option<String>,
-    /// The access token's lifetime, when the server said.
-    pub expires_in: Option<Duration>,
-}
-
-/// An authorization URL and the PKCE verifier to keep until the callback.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct AuthorizationRedirect {
-    /// Where to send the browser.
-    pub url: Url,
-    /// The PKCE (S256) code verifier; `None` when PKCE is turned off.
-    pub code_verifier: Option<PkceCodeVerifier>,
-}
-
-/// The parameters of an authorization request.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct AuthorizationParams<'a> {
-    /// The `redirect_uri` (the callback URL).
-    pub redirect_uri: &'a Url,
-    /// The `scope`, space-separated; left out when empty.
-    pub scope: &'a str,
-    /// The `state`, sent unchanged.
-    pub state: &'a str,
-    /// More query parameters (`nonce`, `prompt`, `access_type`, …).
-    pub extra: &'a [(String, String)],
-}
-
-impl<'a> AuthorizationParams<'a> {
-    /// The parameters every authorization request has.
-    pub fn new(redirect_uri: &'a Url, scope: &'a str, state: &'a str) -> Self {
-        Self {
-            redirect_uri,
-            scope,
-            state,
-            extra: &[],
-        }
-    }
-
-    /// Adds more query parameters.
-    #[must_use]
-    pub fn with_extra(mut self, extra: &'a [(String, String)]) -> Self {
-        self.extra = extra;
-        self
-    }
-}
-
-/// The parameters an authorization request carries itself; configuration must not set them.
-pub(crate) const RESERVED_AUTHORIZATION_PARAMS: &[&str] = &[
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "nonce",
-    "code_challenge",
-    "code_challenge_method",
-];
+use super::auth_method::TokenEndpointAuthMethod;
+use super::params::{AuthorizationParams, AuthorizationRedirect, OAuth2Endpoints, TokenSet};
+use super::token_error::{Grant, token_error};
+use crate::transport::{HttpClient, HttpError};
 
 /// The `id_token` member of a token response, kept raw.
 #[derive(Clone, Deserialize, Serialize)]
-pub(crate) struct IdTokenField {
+struct IdTokenField {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id_token: Option<String>,
 }
@@ -218,23 +55,6 @@ type Client = oauth2::Client<
     EndpointNotSet,
     EndpointSet,
 >;
-
-/// Which grant a token request is, for error messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Grant {
-    AuthorizationCode,
-    RefreshToken,
-}
-
-impl Grant {
-    /// How messages about this grant begin.
-    pub(crate) fn prefix(self) -> &'static str {
-        match self {
-            Self::AuthorizationCode => "Authentication failed",
-            Self::RefreshToken => "Refreshing the session failed",
-        }
-    }
-}
 
 /// An OAuth 2.0 client of one authorization server: builds authorization URLs (PKCE S256 by
 /// default) and talks to the token and revocation endpoints through an [`HttpClient`].
@@ -321,8 +141,8 @@ impl OAuth2Client {
                 TokenEndpointAuthMethod::ClientSecretBasic => AuthType::BasicAuth,
                 TokenEndpointAuthMethod::ClientSecretPost => AuthType::RequestBody,
             })
-            .set_auth_uri(AuthUrl::from_url(self.endpoints.authorization.clone()))
-            .set_token_uri(TokenUrl::from_url(self.endpoints.token.clone()))
+            .set_auth_uri(AuthUrl::from_url(self.endpoints.authorization().clone()))
+            .set_token_uri(TokenUrl::from_url(self.endpoints.token().clone()))
     }
 
     /// Builds the authorization URL: `response_type=code`, `client_id`, `state`,
@@ -423,7 +243,7 @@ impl OAuth2Client {
     /// (oauth2's own revocation refuses endpoints that are not `https`, which rules out local
     /// identity providers; this request is built here instead.)
     pub async fn revoke_refresh_token(&self, refresh_token: &RefreshToken) -> Result<bool> {
-        let Some(url) = &self.endpoints.revocation else {
+        let Some(url) = self.endpoints.revocation() else {
             return Ok(false);
         };
         let request = self.form_post(
@@ -513,74 +333,6 @@ fn token_set(response: TokenResponse) -> TokenSet {
     }
 }
 
-/// Text from the identity provider, made safe to show: no control characters, bounded length.
-pub(crate) fn sanitize(text: &str) -> String {
-    const MAX: usize = 200;
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX)
-        .collect();
-    if text.chars().count() > MAX {
-        out.push('…');
-    }
-    out
-}
-
-/// An RFC 6749 section 5.2 error response as an `AuthenticationError`:
-/// `<prefix>, <error>: <error_description>`.
-fn server_error(prefix: &str, response: &BasicErrorResponse) -> Error {
-    let code = sanitize(response.error().as_ref());
-    let message = match response.error_description() {
-        Some(description) if !description.is_empty() => {
-            format!("{prefix}, {code}: {}", sanitize(description))
-        }
-        _ => format!("{prefix}, {code}"),
-    };
-    Error::authentication(message)
-}
-
-/// Maps a failed token request onto a Backstage error. The response body is never included:
-/// it may carry tokens.
-pub(crate) fn token_error(
-    grant: Grant,
-    error: RequestTokenError<HttpError, BasicErrorResponse>,
-) -> Error {
-    let prefix = grant.prefix();
-    match error {
-        RequestTokenError::ServerResponse(response) => server_error(prefix, &response),
-        RequestTokenError::Request(error) => Error::from(error),
-        RequestTokenError::Parse(error, body) => {
-            // Some servers (GitHub) answer token errors with HTTP 200 and an RFC 6749
-            // section 5.2 error body: that is the server's answer, not a malformed response.
-            if let Ok(response) = serde_json::from_slice::<BasicErrorResponse>(&body)
-                && !response.error().as_ref().is_empty()
-            {
-                return server_error(prefix, &response);
-            }
-            // serde names the missing member (one of ours) without quoting any value.
-            let detail = error.inner().to_string();
-            match detail
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split_once('`'))
-            {
-                Some((field, _)) => Error::authentication(format!(
-                    "{prefix}, the identity provider sent a token response without `{}`",
-                    sanitize(field)
-                )),
-                None => Error::authentication(format!(
-                    "{prefix}, the identity provider sent an invalid token response (at `{}`)",
-                    error.path()
-                )),
-            }
-        }
-        RequestTokenError::Other(detail) => Error::authentication(format!(
-            "{prefix}, the identity provider sent an invalid token response: {}",
-            sanitize(&detail)
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,25 +404,6 @@ mod tests {
         assert_eq!(
             post.body(),
             b"token=rt&client_id=client+id&client_secret=s3cr%3Aet"
-        );
-    }
-
-    #[test]
-    fn sanitize_strips_control_characters_and_bounds_length() {
-        assert_eq!(sanitize("a\nb"), "a b");
-        assert_eq!(sanitize(&"x".repeat(300)).chars().count(), 201);
-    }
-
-    #[test]
-    fn auth_methods_parse() {
-        assert_eq!(
-            "client_secret_post".parse::<TokenEndpointAuthMethod>(),
-            Ok(TokenEndpointAuthMethod::ClientSecretPost)
-        );
-        assert!(
-            "private_key_jwt"
-                .parse::<TokenEndpointAuthMethod>()
-                .is_err()
         );
     }
 }
