@@ -170,8 +170,10 @@ pub(crate) fn run(install: bool) -> Result<()> {
 const EXTERNAL_PROVIDER: &str = "examples/external-provider/Cargo.toml";
 
 /// Formats, lints and tests the provider crate that lives outside the workspace (its own
-/// workspace and lockfile, depending on `stagepass-core` only), into the same target directory
-/// so that it reuses the compiled dependencies. Returns its test counts.
+/// workspace and lockfile, depending on `stagepass-core`, and behind its features on
+/// `stagepass-config` and `stagepass-server`), into the same target directory so that it reuses
+/// the compiled dependencies. Every feature is on, so the server binary that registers its
+/// factory is built and tested too. Returns its test counts.
 fn external_provider(
     workspace: &Workspace,
     nextest: bool,
@@ -196,13 +198,16 @@ fn external_provider(
         "run `cargo fmt` in examples/external-provider and commit the result",
     )?;
     util::run_checked(
-        &mut with_manifest(&["clippy", "--all-targets"], &["--", "-D", "warnings"]),
+        &mut with_manifest(
+            &["clippy", "--all-targets", "--all-features"],
+            &["--", "-D", "warnings"],
+        ),
         "fix the warnings clippy printed above",
     )?;
     let mut tests = if nextest {
-        with_manifest(&["nextest", "run"], &[])
+        with_manifest(&["nextest", "run", "--all-features"], &[])
     } else {
-        with_manifest(&["test"], &[])
+        with_manifest(&["test", "--all-features"], &[])
     };
     let line = util::display(&tests);
     let (status, lines) = util::run_teed(with_test_env(&mut tests, services))?;

@@ -6,7 +6,8 @@
 //! - leftovers: no `todo!`, `unimplemented!` or `dbg!` calls in library and binary sources;
 //! - paths: no absolute paths of a particular machine in the files git tracks;
 //! - providers: every provider crate is a feature of the umbrella crate, in its `full` feature
-//!   and its feature table, mentioned in README.md, and has a page `docs/providers/<name>.md`;
+//!   and its feature table, mentioned in README.md, has a page `docs/providers/<name>.md`, and
+//!   has a `config` feature whose factory the umbrella forwards and the server registers;
 //! - core: `stagepass-core` depends on neither axum nor reqwest nor sqlx.
 
 use std::fs;
@@ -17,8 +18,11 @@ use anyhow::{Context, Result, bail};
 
 use crate::util::Workspace;
 
-/// Crates under `crates/` named `stagepass-<name>` that are infrastructure, not providers.
-const INFRASTRUCTURE: &[&str] = &["core", "identity", "axum", "testkit", "server"];
+mod providers;
+
+use providers::check_providers;
+#[cfg(test)]
+use providers::{feature_members, in_feature_table};
 
 /// Crates `stagepass-core` must not depend on (outside its dev-dependencies).
 const FORBIDDEN_IN_CORE: &[&str] = &["axum", "reqwest", "sqlx"];
@@ -310,179 +314,6 @@ fn machine_path(line: &str) -> Option<String> {
     None
 }
 
-/// Every provider crate `crates/stagepass-<name>/` is a feature of the umbrella crate and is
-/// mentioned in README.md.
-fn check_providers(root: &Path) -> Result<CheckReport> {
-    let mut providers = Vec::new();
-    for dir in subdirectories(&root.join("crates"))? {
-        let Some(name) = dir
-            .file_name()
-            .and_then(|name| name.to_str())
-            .and_then(|name| name.strip_prefix("stagepass-"))
-        else {
-            continue;
-        };
-        if !INFRASTRUCTURE.contains(&name) && dir.join("Cargo.toml").is_file() {
-            providers.push(name.to_owned());
-        }
-    }
-    let mut problems = Vec::new();
-    if !providers.is_empty() {
-        let umbrella = root.join("crates/stagepass/Cargo.toml");
-        let umbrella_text = if umbrella.is_file() {
-            Some(read(&umbrella)?)
-        } else {
-            problems.push("crates/stagepass/Cargo.toml: the umbrella crate is missing".to_owned());
-            None
-        };
-        let features: Vec<String> = umbrella_text.as_deref().map_or_else(Vec::new, |text| {
-            toml_entries(text)
-                .into_iter()
-                .filter(|entry| entry.section == "features")
-                .map(|entry| entry.key)
-                .collect()
-        });
-        let full = umbrella_text
-            .as_deref()
-            .map(|text| feature_members(text, "full"));
-        let umbrella_lib = root.join("crates/stagepass/src/lib.rs");
-        let feature_table = if umbrella_lib.is_file() {
-            Some(read(&umbrella_lib)?)
-        } else {
-            problems
-                .push("crates/stagepass/src/lib.rs: the umbrella crate has no lib.rs".to_owned());
-            None
-        };
-        let readme_path = root.join("README.md");
-        let readme = if readme_path.is_file() {
-            Some(read(&readme_path)?)
-        } else {
-            problems.push("README.md: missing; it must list every provider".to_owned());
-            None
-        };
-        for name in &providers {
-            if umbrella_text.is_some() && !features.iter().any(|feature| feature == name) {
-                problems.push(format!(
-                    "crates/stagepass/Cargo.toml: provider crate `stagepass-{name}` has no \
-                     feature `{name}` (add `{name} = [\"dep:stagepass-{name}\"]`)"
-                ));
-            }
-            match &full {
-                Some(None) => problems.push(
-                    "crates/stagepass/Cargo.toml: the umbrella crate has no `full` feature"
-                        .to_owned(),
-                ),
-                Some(Some(members))
-                    if !members.iter().any(|member| member == name)
-                        && !feature_table
-                            .as_deref()
-                            .is_some_and(|lib| opts_out_of_full(lib, name)) =>
-                {
-                    problems.push(format!(
-                        "crates/stagepass/Cargo.toml: feature `{name}` is not in `full` \
-                         (add \"{name}\" to `full = [...]`, or say \"not in `full`\" and why \
-                         in its feature-table row)"
-                    ));
-                }
-                _ => {}
-            }
-            if let Some(lib) = &feature_table
-                && !in_feature_table(lib, name)
-            {
-                problems.push(format!(
-                    "crates/stagepass/src/lib.rs: feature `{name}` has no row in the feature \
-                     table of the crate docs (add `//! | `{name}` | ... | no |`)"
-                ));
-            }
-            if let Some(readme) = &readme {
-                let mentioned = readme.contains(&format!("stagepass-{name}"))
-                    || readme.contains(&format!("`{name}`"));
-                if !mentioned {
-                    problems.push(format!(
-                        "README.md: provider crate `stagepass-{name}` is not mentioned \
-                         (add it to the provider table as `{name}`)"
-                    ));
-                }
-            }
-            if !root.join(format!("docs/providers/{name}.md")).is_file() {
-                problems.push(format!(
-                    "docs/providers/{name}.md: missing; every provider has a docs page \
-                     (registering the app, callback URL, scopes, config keys, resolvers, quirks)"
-                ));
-            }
-        }
-    }
-    let scope = if providers.is_empty() {
-        "no provider crates".to_owned()
-    } else {
-        format!("provider crates: {}", providers.join(", "))
-    };
-    Ok(CheckReport {
-        name: "providers",
-        scope,
-        problems,
-    })
-}
-
-/// The members of `feature = [...]` in the `[features]` table of a manifest (the list may span
-/// lines), or `None` when there is no such feature.
-fn feature_members(manifest: &str, feature: &str) -> Option<Vec<String>> {
-    let mut in_features = false;
-    let mut collecting: Option<String> = None;
-    for line in manifest.lines() {
-        let line = strip_toml_comment(line).trim();
-        if let Some(list) = collecting.as_mut() {
-            list.push_str(line);
-            if line.contains(']') {
-                break;
-            }
-            continue;
-        }
-        if line.starts_with('[') && !line.contains('=') {
-            in_features = line == "[features]";
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        if in_features && key.trim().trim_matches('"') == feature {
-            let value = value.trim().to_owned();
-            let done = value.contains(']');
-            collecting = Some(value);
-            if done {
-                break;
-            }
-        }
-    }
-    let list = collecting?;
-    let inner = list.trim().trim_start_matches('[');
-    let inner = inner.split(']').next().unwrap_or_default();
-    Some(
-        inner
-            .split(',')
-            .map(|member| member.trim().trim_matches('"').to_owned())
-            .filter(|member| !member.is_empty())
-            .collect(),
-    )
-}
-
-/// Whether the crate docs of the umbrella `lib.rs` have a feature-table row for `feature`.
-fn in_feature_table(lib: &str, feature: &str) -> bool {
-    let cell = format!("| `{feature}` |");
-    lib.lines()
-        .filter_map(|line| line.trim_start().strip_prefix("//!"))
-        .any(|doc| doc.trim_start().starts_with(&cell))
-}
-
-/// Whether the feature-table row of `feature` says it is deliberately left out of `full`
-/// (a provider that needs system libraries to build).
-fn opts_out_of_full(lib: &str, feature: &str) -> bool {
-    let cell = format!("| `{feature}` |");
-    lib.lines()
-        .filter_map(|line| line.trim_start().strip_prefix("//!"))
-        .any(|doc| doc.trim_start().starts_with(&cell) && doc.contains("not in `full`"))
-}
-
 /// `stagepass-core` is what third-party providers build on: it depends on no web framework,
 /// HTTP client or database.
 fn check_core_dependencies(root: &Path) -> Result<CheckReport> {
@@ -512,17 +343,17 @@ fn check_core_dependencies(root: &Path) -> Result<CheckReport> {
 
 /// One `key = value` line of a TOML file, with whitespace removed from key and value.
 #[derive(Debug)]
-struct TomlEntry {
+pub(crate) struct TomlEntry {
     /// The `[section]` it is in, empty before the first one.
-    section: String,
+    pub(crate) section: String,
     /// The key, without whitespace (`version.workspace`).
-    key: String,
+    pub(crate) key: String,
     /// The value, without whitespace (`true`, `{workspace=true}`).
-    value: String,
+    pub(crate) value: String,
 }
 
 /// A line-based reading of a TOML file, enough for Cargo manifests as this project writes them.
-fn toml_entries(text: &str) -> Vec<TomlEntry> {
+pub(crate) fn toml_entries(text: &str) -> Vec<TomlEntry> {
     let mut section = String::new();
     let mut entries = Vec::new();
     for line in text.lines() {
@@ -548,7 +379,7 @@ fn toml_entries(text: &str) -> Vec<TomlEntry> {
 }
 
 /// Cuts a TOML comment off a line, leaving `#` inside strings alone.
-fn strip_toml_comment(line: &str) -> &str {
+pub(crate) fn strip_toml_comment(line: &str) -> &str {
     let mut quote = None;
     for (at, c) in line.char_indices() {
         match (quote, c) {
@@ -649,7 +480,7 @@ fn rust_sources(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// The directories directly inside `dir` (none if it does not exist), sorted.
-fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
@@ -665,7 +496,7 @@ fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Reads a text file with the path in the error.
-fn read(path: &Path) -> Result<String> {
+pub(crate) fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))
 }
 
@@ -678,241 +509,4 @@ fn relative(root: &Path, path: &Path) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::fs;
-    use std::path::Path;
-
-    use anyhow::{Result, bail};
-
-    use super::{
-        MACHINE_PATHS, check, feature_members, in_feature_table, leftover_macros, machine_path,
-    };
-    use crate::util::{TempDir, Workspace};
-
-    /// The real workspace is tidy: `cargo test` fails when `cargo xtask tidy` would.
-    #[test]
-    fn workspace_is_tidy() -> Result<()> {
-        let workspace = Workspace::locate()?;
-        let problems: Vec<String> = check(&workspace.root)?
-            .into_iter()
-            .flat_map(|report| {
-                let name = report.name;
-                report
-                    .problems
-                    .into_iter()
-                    .map(move |problem| format!("{name}: {problem}"))
-            })
-            .collect();
-        if !problems.is_empty() {
-            bail!(
-                "`cargo xtask tidy` found problems:\n  {}",
-                problems.join("\n  ")
-            );
-        }
-        Ok(())
-    }
-
-    const GOOD_MANIFEST: &str = "[package]\nname = \"x\"\nversion.workspace = true\n\
-        edition = { workspace = true }\nlicense.workspace = true # inherited\n\n[lints]\nworkspace = true\n";
-
-    fn write(root: &Path, file: &str, text: &str) -> Result<()> {
-        let path = root.join(file);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::write(path, text)?;
-        Ok(())
-    }
-
-    /// Problems of one check in a fixture workspace.
-    fn problems(root: &Path, name: &str) -> Result<Vec<String>> {
-        Ok(check(root)?
-            .into_iter()
-            .filter(|report| report.name == name)
-            .flat_map(|report| report.problems)
-            .collect())
-    }
-
-    #[test]
-    fn flags_manifests_that_do_not_inherit() -> Result<()> {
-        let dir = TempDir::new("xtask-tidy-manifests")?;
-        let root = dir.path();
-        write(root, "crates/stagepass-core/Cargo.toml", GOOD_MANIFEST)?;
-        write(
-            root,
-            "crates/stagepass-core/README.md",
-            "# stagepass-core\n",
-        )?;
-        write(root, "crates/stagepass-guest/Cargo.toml", GOOD_MANIFEST)?;
-        write(
-            root,
-            "examples/demo/Cargo.toml",
-            "[package]\nname = \"demo\"\nversion = \"0.1.0\"\nedition.workspace = true\n\
-             license.workspace = true\n",
-        )?;
-        // A crate with its own workspace is outside this one on purpose.
-        write(
-            root,
-            "examples/outside/Cargo.toml",
-            "[workspace]\n\n[package]\nname = \"outside\"\nversion = \"0.1.0\"\n",
-        )?;
-        let found = problems(root, "manifests")?;
-        assert_eq!(found.len(), 3, "{found:?}");
-        assert!(
-            found
-                .iter()
-                .any(|p| p.contains("stagepass-guest") && p.contains("README.md")),
-            "{found:?}"
-        );
-        assert!(
-            found
-                .iter()
-                .any(|p| p.contains("examples/demo/Cargo.toml") && p.contains("version")),
-            "{found:?}"
-        );
-        assert!(
-            found.iter().any(|p| p.contains("[lints] workspace = true")),
-            "{found:?}"
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn flags_leftover_macros_outside_tests() {
-        let source = "\
-pub fn a() { todo!() }
-// dbg!(x) in a comment is fine
-pub fn b() -> u8 { dbg!(1) } // trailing
-pub fn c() { my_todo!(); }
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn t() {
-        dbg!(1);
-        unimplemented!();
-    }
-}
-#[cfg(test)]
-mod more_tests;
-pub fn d() { unimplemented!(\"later\") }
-";
-        assert_eq!(
-            leftover_macros(source),
-            vec![(1, "todo!("), (3, "dbg!("), (15, "unimplemented!(")]
-        );
-    }
-
-    #[test]
-    fn flags_machine_paths_but_not_urls() {
-        let home = MACHINE_PATHS[2];
-        let work = MACHINE_PATHS[0];
-        assert_eq!(
-            machine_path(&format!("config = \"{home}dev/app.yaml\"")),
-            Some(format!("{home}dev/app.yaml"))
-        );
-        assert_eq!(
-            machine_path(&format!("cd {work}main && cargo test")),
-            Some(format!("{work}main"))
-        );
-        assert_eq!(
-            machine_path(&format!("see https://example.com{work}x")),
-            None
-        );
-        assert_eq!(machine_path(&format!("docs{home}index.md")), None);
-    }
-
-    #[test]
-    fn walks_files_without_git() -> Result<()> {
-        let dir = TempDir::new("xtask-tidy-paths")?;
-        let root = dir.path();
-        let root_dir = MACHINE_PATHS[1];
-        write(root, "docs/setup.md", &format!("Run `{root_dir}bin/x`.\n"))?;
-        write(root, "target/debug/ignored.txt", &format!("{root_dir}x\n"))?;
-        let found = problems(root, "paths")?;
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with("docs/setup.md:1:"));
-        Ok(())
-    }
-
-    #[test]
-    fn providers_must_be_registered_everywhere() -> Result<()> {
-        let dir = TempDir::new("xtask-tidy-providers")?;
-        let root = dir.path();
-        for name in [
-            "stagepass",
-            "stagepass-core",
-            "stagepass-guest",
-            "stagepass-github",
-            "stagepass-saml",
-        ] {
-            write(root, &format!("crates/{name}/Cargo.toml"), GOOD_MANIFEST)?;
-        }
-        write(
-            root,
-            "crates/stagepass/Cargo.toml",
-            &format!(
-                "{GOOD_MANIFEST}\n[features]\ndefault = [\"guest\"]\nguest = [\"dep:stagepass-guest\"]\n\
-                 saml = [\"dep:stagepass-saml\"]\nfull = [\n    \"guest\", # the default\n]\n"
-            ),
-        )?;
-        write(
-            root,
-            "crates/stagepass/src/lib.rs",
-            "//! | feature | |\n//! |---|---|\n//! | `guest` | guest |\n\
-             //! | `saml` | SAML (needs libxmlsec1; not in `full`) |\n",
-        )?;
-        write(
-            root,
-            "README.md",
-            "| `guest` | the development guest provider |\n| `saml` | SAML |\n",
-        )?;
-        write(root, "docs/providers/guest.md", "# guest\n")?;
-        write(root, "docs/providers/saml.md", "# saml\n")?;
-        let found = problems(root, "providers")?;
-        // github: no feature, not in `full`, no table row, not in README, no docs page
-        assert_eq!(found.len(), 5, "{found:?}");
-        assert!(
-            found.iter().all(|problem| problem.contains("github")),
-            "{found:?}"
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn reads_feature_lists_and_table_rows() {
-        let manifest = "[features]\nfull = [\"a\", \"b\"]\nother = [\n  \"c\", # c\n  \"d\",\n]\n\
-                        [dependencies]\nfull = 1\n";
-        assert_eq!(
-            feature_members(manifest, "full"),
-            Some(vec!["a".to_owned(), "b".to_owned()])
-        );
-        assert_eq!(
-            feature_members(manifest, "other"),
-            Some(vec!["c".to_owned(), "d".to_owned()])
-        );
-        assert_eq!(feature_members(manifest, "missing"), None);
-        let lib = "//! | `okta` | Okta | no |\n// | `gitlab` | x |\n";
-        assert!(in_feature_table(lib, "okta"));
-        assert!(!in_feature_table(lib, "gitlab"));
-        assert!(!in_feature_table(lib, "okt"));
-    }
-
-    #[test]
-    fn core_must_not_depend_on_frameworks() -> Result<()> {
-        let dir = TempDir::new("xtask-tidy-core")?;
-        let root = dir.path();
-        write(
-            root,
-            "crates/stagepass-core/Cargo.toml",
-            &format!(
-                "{GOOD_MANIFEST}\n[dependencies]\nserde.workspace = true\nreqwest = \"0.12\"\n\
-                 [target.'cfg(unix)'.dependencies]\nsqlx.workspace = true\n\
-                 [dev-dependencies]\naxum.workspace = true\n"
-            ),
-        )?;
-        let found = problems(root, "core")?;
-        assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found[0].contains("`reqwest`") && found[1].contains("`sqlx`"));
-        Ok(())
-    }
-}
+mod tests;

@@ -8,14 +8,19 @@
 //! parameters and a [`ProfileMapper`]; plain OAuth 2.0 providers (GitHub) use the
 //! [`OAuth2Client`] directly.
 //!
-//! The engine has these parts:
+//! The crate has these parts (and modules):
 //!
 //! | part | what | types |
 //! |---|---|---|
-//! | OAuth 2.0 | authorization URL with PKCE S256, code exchange, refresh grant, RFC 7009 revocation, error mapping (also of HTTP 200 error bodies, as GitHub sends) | [`OAuth2Client`], [`OAuth2Endpoints`], [`TokenSet`] |
-//! | OpenID Connect | discovery (lazy, retried with backoff), ID token validation (Core 3.1.3.7; signatures checked with `ring`), key re-fetch on rotation, UserInfo, end-session | [`OidcProvider`], [`OidcProviderBuilder`] |
-//! | generic OAuth 2.0 | Backstage's `oauth2` provider: configured endpoints, a profile URL mapped with [`ProfileFields`], PKCE unless dangerously disabled | [`OAuth2Provider`], [`OAuth2ProviderBuilder`] |
-//! | HTTP | timeouts, a response size cap, no redirects, `User-Agent: stagepass`, errors without secrets | [`HttpClient`], [`HttpError`] |
+//! | OAuth 2.0 engine (`engine`) | authorization URL with PKCE S256, code exchange, refresh grant, RFC 7009 revocation, error mapping (also of HTTP 200 error bodies, as GitHub sends) | [`OAuth2Client`], [`OAuth2Endpoints`], [`TokenSet`] |
+//! | OpenID Connect (`oidc`) | discovery (lazy, retried with backoff), ID token validation (Core 3.1.3.7; signatures checked with `ring`), key re-fetch on rotation, UserInfo, end-session | [`OidcProvider`], [`OidcProviderBuilder`] |
+//! | generic OAuth 2.0 provider (`oauth2_provider`) | Backstage's `oauth2` provider: configured endpoints, a profile URL mapped with [`ProfileFields`], PKCE unless dangerously disabled | [`OAuth2Provider`], [`OAuth2ProviderBuilder`] |
+//! | transport (`transport`) | timeouts, a response size cap, no redirects, `User-Agent: stagepass`, errors without secrets; the options every builder takes; the bearer-token JSON `GET` of user documents | [`HttpClient`], [`HttpError`], [`ClientOptions`], [`BearerGet`] |
+//!
+//! Every builder of the OAuth family — [`OidcProviderBuilder`], [`OAuth2ProviderBuilder`],
+//! GitHub's, and those of the providers that wrap them — takes the same transport options:
+//! all at once with `client_options(`[`ClientOptions`]`)`, or one by one with `timeout`,
+//! `max_response_bytes`, `http_client` and `clock` ([`client_option_setters!`] writes them).
 //!
 //! # Features
 //!
@@ -113,16 +118,20 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "config")]
+mod config;
+#[cfg(feature = "config")]
+pub use config::{OAuth2Factory, OidcFactory};
+
 mod delegate;
-mod http;
-mod oauth;
+mod engine;
 mod oauth2_provider;
 mod oidc;
 mod profile;
 mod session;
+mod transport;
 
-pub use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpClient, HttpError};
-pub use crate::oauth::{
+pub use crate::engine::{
     AuthorizationParams, AuthorizationRedirect, OAuth2Client, OAuth2Endpoints,
     TokenEndpointAuthMethod, TokenSet, UnsupportedAuthMethod,
 };
@@ -134,15 +143,23 @@ pub use crate::oidc::{
     BuildError, DEFAULT_CLOCK_SKEW, DEFAULT_REQUIRED_SCOPES, OidcProvider, OidcProviderBuilder,
 };
 pub use crate::profile::{Claims, ProfileMapper, StandardClaimsMapper, standard_profile};
+pub use crate::transport::{
+    BearerGet, ClientOptions, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpClient, HttpError,
+    JsonBodyError, JsonResponse,
+};
 
 /// What [`delegate_strategy!`] expands to refers to; not a stable API.
 #[doc(hidden)]
 pub mod __private {
+    pub use stagepass_core::Clock;
     pub use stagepass_core::{
         AuthenticateRequest, Authenticated, LogoutRequest, LogoutResponse, MetadataRequest,
         ProviderMetadata, RefreshRequest, Result, ScopePolicy, StartRequest, StartResponse,
         Strategy, async_trait,
     };
+
+    /// The HTTP client type the transport setters take.
+    pub type ReqwestClient = reqwest::Client;
 }
 
 /// ID-token validation outside a login, for `benches/id_token.rs` only (the private `_bench`

@@ -49,6 +49,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "config")]
+mod config;
+#[cfg(feature = "config")]
+pub use config::GithubFactory;
+
 mod profile;
 mod provider;
 pub mod resolvers;

@@ -32,7 +32,10 @@
 //!
 //! [stagepass]: https://github.com/stagepass/stagepass
 
-use std::time::Duration;
+#[cfg(feature = "config")]
+mod config;
+#[cfg(feature = "config")]
+pub use config::GitlabFactory;
 
 use serde_json::Value;
 use stagepass_core::resolvers::{MissingUser, UsernameMatchingUserEntityName};
@@ -104,20 +107,6 @@ impl GitlabProviderBuilder {
         self
     }
 
-    /// The timeout of each request to GitLab (default 10 s).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.inner = self.inner.timeout(timeout);
-        self
-    }
-
-    /// The HTTP client to reach GitLab with.
-    #[must_use]
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.inner = self.inner.http_client(client);
-        self
-    }
-
     /// The base URL of a self-hosted instance (`audience`).
     #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
@@ -150,6 +139,7 @@ fn gitlab_profile(claims: &Claims) -> Result<(ProfileInfo, Claims)> {
 }
 
 stagepass_generic_oauth::delegate_strategy!(GitlabProvider, inner);
+stagepass_generic_oauth::client_option_setters!(GitlabProviderBuilder, forward inner);
 
 /// `usernameMatchingUserEntityName`: the catalog user named like the GitLab user.
 pub fn username_matching_user_entity_name(

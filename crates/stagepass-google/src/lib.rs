@@ -34,7 +34,10 @@
 //!
 //! [stagepass]: https://github.com/stagepass/stagepass
 
-use std::time::Duration;
+#[cfg(feature = "config")]
+mod config;
+#[cfg(feature = "config")]
+pub use config::GoogleFactory;
 
 use stagepass_core::resolvers::{EmailMatchingUserEntityAnnotation, MissingUser};
 use stagepass_core::{ClientSecret, ProfileInfo, Result};
@@ -102,20 +105,6 @@ impl GoogleProviderBuilder {
         self
     }
 
-    /// The timeout of each request to Google (default 10 s).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.inner = self.inner.timeout(timeout);
-        self
-    }
-
-    /// The HTTP client to reach Google with.
-    #[must_use]
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.inner = self.inner.http_client(client);
-        self
-    }
-
     /// Replaces Google's issuer, for a test identity provider or a proxy in front of Google.
     #[must_use]
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
@@ -138,6 +127,7 @@ fn google_profile(claims: &Claims) -> Result<(ProfileInfo, Claims)> {
 }
 
 stagepass_generic_oauth::delegate_strategy!(GoogleProvider, inner);
+stagepass_generic_oauth::client_option_setters!(GoogleProviderBuilder, forward inner);
 
 /// `emailMatchingUserEntityAnnotation`: the user annotated `google.com/email: <email>`.
 pub fn email_matching_user_entity_annotation(

@@ -28,6 +28,11 @@
 //! assert!(GuestProvider::builder().environment("production").build().is_err());
 //! ```
 
+#[cfg(feature = "config")]
+mod config;
+#[cfg(feature = "config")]
+pub use config::GuestFactory;
+
 use async_trait::async_trait;
 use stagepass_core::{
     AuthResolverContext, Authenticated, EntityRef, Error, IssuedToken, ProxyAuthenticator,

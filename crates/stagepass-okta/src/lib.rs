@@ -37,7 +37,10 @@
 //!
 //! [stagepass]: https://github.com/stagepass/stagepass
 
-use std::time::Duration;
+#[cfg(feature = "config")]
+mod config;
+#[cfg(feature = "config")]
+pub use config::OktaFactory;
 
 use stagepass_core::resolvers::{EmailMatchingUserEntityAnnotation, MissingUser};
 use stagepass_core::{ClientSecret, Result};
@@ -121,20 +124,6 @@ impl OktaProviderBuilder {
         self
     }
 
-    /// The timeout of each request to Okta (default 10 s).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.inner = self.inner.timeout(timeout);
-        self
-    }
-
-    /// The HTTP client to reach Okta with.
-    #[must_use]
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.inner = self.inner.http_client(client);
-        self
-    }
-
     /// The Okta organisation URL (`audience`).
     #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
@@ -175,6 +164,7 @@ impl OktaProviderBuilder {
 }
 
 stagepass_generic_oauth::delegate_strategy!(OktaProvider, inner);
+stagepass_generic_oauth::client_option_setters!(OktaProviderBuilder, forward inner);
 
 /// `emailMatchingUserEntityAnnotation`: the user annotated `okta.com/email: <email>`.
 pub fn email_matching_user_entity_annotation(

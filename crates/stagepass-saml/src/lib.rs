@@ -82,6 +82,11 @@
 //! [`Strategy::metadata`]: stagepass_core::Strategy::metadata
 //! [`Strategy::callback_is_cross_site_post`]: stagepass_core::Strategy::callback_is_cross_site_post
 
+#[cfg(feature = "config")]
+mod config;
+#[cfg(feature = "config")]
+pub use config::SamlFactory;
+
 mod binding;
 mod builder;
 mod certificate;

@@ -5,21 +5,21 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use axum::Router;
 use http::{HeaderName, HeaderValue, Method};
-use stagepass::guest::GuestProvider;
-use stagepass::http::{AuthBackend, glob_match};
+use stagepass::http::{AuthBackend, AuthBackendBuilder, glob_match};
 use stagepass::identity::{
     Algorithm, MemoryKeyStore, PostgresDatabase, PostgresOptions, PostgresTlsMode, SqliteDatabase,
     StaticKey, StaticKeyStore, TokenFactory, UserInfoStore,
 };
-use stagepass::{EntityRef, EphemeralStore, KeyStore, MemoryEphemeralStore, SessionSecret};
+use stagepass::{EphemeralStore, KeyStore, MemoryEphemeralStore, SessionSecret};
+use stagepass_config::ProviderKind;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::catalog;
 use crate::config::{
-    ConfigError, DatabaseConfig, KeyStoreConfig, PostgresSsl, ProviderSection, ServerConfig,
-    SqliteLocation,
+    ConfigError, DatabaseConfig, KeyStoreConfig, PostgresSsl, ServerConfig, SqliteLocation,
 };
+use crate::providers::{self, Registered};
 use crate::web::{self, PageConfig, PageProvider};
-use crate::{catalog, providers};
 
 /// The assembled server.
 pub(crate) struct App {
@@ -127,8 +127,9 @@ async fn open_stores(config: &ServerConfig) -> anyhow::Result<Stores> {
     })
 }
 
-/// Builds the server. Every configuration problem is reported with its file and key.
-pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
+/// Builds the server from its configuration and the provider types registered with it. Every
+/// configuration problem is reported with its file and key.
+pub(crate) async fn build(config: &ServerConfig, registered: &Registered) -> anyhow::Result<App> {
     // First, so that a refused CORS setting stops the server before it opens anything.
     let cors = config.backend.cors.as_ref().map(cors_layer).transpose()?;
     let Stores {
@@ -137,6 +138,45 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         ephemeral,
         coordination,
     } = open_stores(config).await?;
+    let issuer = Arc::new(token_issuer(config, key_store, user_info.clone())?);
+    let session_secret = session_secret(config)?;
+
+    // The sign-in page is served by this server, so its own origin may start logins too.
+    let extra_origins = config.auth.extra_allowed_origins.clone();
+
+    let directory = catalog::directory(&config.reader())?;
+    let mut builder = AuthBackend::builder()
+        .app_base_url(config.app.base_url.clone())
+        .backend_base_url(config.backend.base_url.clone())
+        .token_issuer(issuer.clone())
+        .user_info_store(user_info)
+        .ephemeral_store(coordination)
+        .session_secret(session_secret)
+        .extra_allowed_origins(extra_origins)
+        .allowed_origin(config.backend.base_url.clone());
+    if let Some(directory) = directory {
+        builder = builder.user_directory(directory);
+    }
+    let (builder, page_providers) = add_providers(builder, config, registered, &ephemeral)?;
+    let backend = builder.build().context("building the auth backend")?;
+    let page = PageConfig {
+        auth_base_url: config.backend.auth_base_url.as_str().to_owned(),
+        environment: config.auth.environment.clone(),
+        providers: page_providers,
+    };
+    let mut router = web::router(&backend, issuer, &page);
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    Ok(App { router, backend })
+}
+
+/// The token issuer of `auth.*`, with its keys.
+fn token_issuer(
+    config: &ServerConfig,
+    key_store: Option<Arc<dyn KeyStore>>,
+    user_info: Arc<dyn UserInfoStore>,
+) -> anyhow::Result<TokenFactory> {
     let algorithm: Algorithm =
         config
             .auth
@@ -151,7 +191,7 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
         .lifetime(lifetime)
         .algorithm(algorithm)
         .omit_ownership_claim(config.auth.omit_identity_token_ownership_claim)
-        .user_info_store(user_info.clone());
+        .user_info_store(user_info);
     issuer = match &config.auth.key_store {
         KeyStoreConfig::Database => match key_store {
             Some(store) => issuer.key_store(store),
@@ -181,8 +221,12 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
             )
         }
     };
-    let issuer = Arc::new(issuer.build().map_err(|e| anyhow::anyhow!("{e}"))?);
+    issuer.build().map_err(|e| anyhow::anyhow!("{e}"))
+}
 
+/// `auth.session.secret`: required outside development; in development a random key is used
+/// (with a warning) when it is missing.
+fn session_secret(config: &ServerConfig) -> anyhow::Result<Option<SessionSecret>> {
     let session_secret = config
         .auth
         .session_secret
@@ -202,116 +246,75 @@ pub(crate) async fn build(config: &ServerConfig) -> anyhow::Result<App> {
             );
         }
     }
+    Ok(session_secret)
+}
 
-    // The sign-in page is served by this server, so its own origin may start logins too.
-    let extra_origins = config.auth.extra_allowed_origins.clone();
-
-    let directory = catalog::directory(&config.reader())?;
-    let mut builder = AuthBackend::builder()
-        .app_base_url(config.app.base_url.clone())
-        .backend_base_url(config.backend.base_url.clone())
-        .token_issuer(issuer.clone())
-        .user_info_store(user_info)
-        .ephemeral_store(coordination)
-        .session_secret(session_secret)
-        .extra_allowed_origins(extra_origins)
-        .allowed_origin(config.backend.base_url.clone());
-    if let Some(directory) = directory {
-        builder = builder.user_directory(directory);
-    }
-    let kinds = providers::kinds();
-    let mut available = vec!["guest"];
-    available.extend(kinds.iter().map(|k| k.name()));
+/// Adds every configured provider whose type is registered, each built by its factory, and
+/// says how the sign-in page shows them.
+fn add_providers(
+    mut builder: AuthBackendBuilder,
+    config: &ServerConfig,
+    registered: &Registered,
+    ephemeral: &Arc<dyn EphemeralStore>,
+) -> Result<(AuthBackendBuilder, Vec<PageProvider>), ConfigError> {
+    let available: Vec<&str> = registered.factories.iter().map(|f| f.name()).collect();
     for name in &available {
         builder = builder.installed_provider(*name);
     }
     let mut page_providers = Vec::new();
+    let mut warnings = Vec::new();
     for section in &config.auth.providers {
         let kind_name = providers::kind_name(section)?;
-        match kind_name.as_str() {
-            "guest" => {
-                let guest = Arc::new(guest_provider(section, &config.auth.environment)?);
-                builder = builder.proxy_provider("guest", guest.clone(), guest);
-                page_providers.push(PageProvider {
-                    id: "guest".into(),
-                    title: "Guest".into(),
-                    kind: "proxy",
-                    provider_type: "guest".into(),
-                });
+        let Some(factory) = registered.factories.iter().find(|f| f.name() == kind_name) else {
+            tracing::warn!(
+                provider = kind_name,
+                "auth.providers.{}: this build has no provider type {kind_name:?} \
+                 (available: {}); requests to it answer 404",
+                section.id,
+                available.join(", ")
+            );
+            continue;
+        };
+        let factory = factory.as_ref();
+        let registry = providers::registry_for(factory, &registered.resolvers);
+        let kind = match factory.kind() {
+            ProviderKind::Proxy => {
+                let proxy = providers::proxy_provider(
+                    section,
+                    factory,
+                    &config.auth.environment,
+                    ephemeral,
+                    &registry,
+                    &mut warnings,
+                )?;
+                builder =
+                    builder.proxy_provider(section.id.clone(), proxy.authenticator, proxy.resolver);
+                "proxy"
             }
-            other => match kinds.iter().find(|k| k.name() == other) {
-                Some(kind) => {
-                    let environments = providers::oauth_environments(
-                        section,
-                        kind.as_ref(),
-                        &config.auth.environment,
-                        &ephemeral,
-                    )?;
-                    builder = builder.oauth_provider(section.id.clone(), environments);
-                    page_providers.push(PageProvider {
-                        id: section.id.clone(),
-                        title: kind.title().to_owned(),
-                        kind: "oauth",
-                        provider_type: kind.name().to_owned(),
-                    });
-                }
-                None => {
-                    tracing::warn!(
-                        provider = other,
-                        "auth.providers.{}: this build has no provider type {other:?} \
-                         (available: {}); requests to it answer 404",
-                        section.id,
-                        available.join(", ")
-                    );
-                }
-            },
-        }
+            _ => {
+                let environments = providers::oauth_environments(
+                    section,
+                    factory,
+                    &config.auth.environment,
+                    ephemeral,
+                    &registry,
+                    &mut warnings,
+                )?;
+                builder = builder.oauth_provider(section.id.clone(), environments);
+                "oauth"
+            }
+        };
+        page_providers.push(PageProvider {
+            id: section.id.clone(),
+            title: factory.title().to_owned(),
+            kind,
+            provider_type: factory.icon().to_owned(),
+        });
     }
-    let backend = builder.build().context("building the auth backend")?;
-    let page = PageConfig {
-        auth_base_url: config.backend.auth_base_url.as_str().to_owned(),
-        environment: config.auth.environment.clone(),
-        providers: page_providers,
-    };
-    let mut router = web::router(&backend, issuer, &page);
-    if let Some(cors) = cors {
-        router = router.layer(cors);
+    for warning in warnings {
+        tracing::warn!("{warning}");
     }
-    Ok(App { router, backend })
-}
-
-fn guest_provider(
-    section: &ProviderSection,
-    environment: &str,
-) -> Result<GuestProvider, ConfigError> {
-    let reader = section.reader();
-    reader.check_keys(&[
-        "userEntityRef",
-        "ownershipEntityRefs",
-        "dangerouslyAllowOutsideDevelopment",
-    ])?;
-    let parse_ref = |key: &str, value: &str| {
-        EntityRef::parse_with_defaults(value, Some("user"), None)
-            .map_err(|e| reader.error(key, e.to_string()))
-    };
-    let mut builder = GuestProvider::builder()
-        .environment(environment)
-        .dangerously_allow_outside_development(
-            reader
-                .optional_bool("dangerouslyAllowOutsideDevelopment")?
-                .unwrap_or(false),
-        );
-    if let Some(user) = reader.optional_string("userEntityRef")? {
-        builder = builder.user_entity_ref(parse_ref("userEntityRef", &user)?);
-    }
-    if let Some(refs) = reader.optional_string_list("ownershipEntityRefs")? {
-        let refs = refs
-            .iter()
-            .map(|r| parse_ref("ownershipEntityRefs", r))
-            .collect::<Result<Vec<_>, _>>()?;
-        builder = builder.ownership_entity_refs(refs);
-    }
-    builder.build().map_err(|e| reader.error("", e.to_string()))
+    Ok((builder, page_providers))
 }
 
 /// Origins that no frontend's `backend.cors.origin` should match: a pattern that matches one

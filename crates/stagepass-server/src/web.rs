@@ -174,7 +174,7 @@ async fn metrics(State(state): State<WebState>) -> Response {
         for ((route, status), count) in counts.iter() {
             out.push_str(&format!(
                 "stagepass_http_requests_total{{route=\"{}\",status=\"{status}\"}} {count}\n",
-                stagepass::http::metrics::escape_label(route)
+                stagepass::http::AuthMetrics::escape_label(route)
             ));
         }
     }

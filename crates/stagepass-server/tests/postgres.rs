@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{PostgresCluster, ServerProcess, free_port, http};
 use serde_json::Value;
 use stagepass::SessionSecret;
-use stagepass::http::crypto::CookieCipher;
+use stagepass_axum::bench::CookieCipher;
 use stagepass_identity::JwksVerifier;
 use stagepass_testkit::GithubFixture;
 use stagepass_testkit::github::GithubAppKind;

@@ -17,6 +17,7 @@
 //! | `saml` | `saml`: SAML 2.0 sign-in (needs libxmlsec1, libxml2 and libclang to build; not in `full`) | no |
 //! | `catalog` | `catalog`: user directories from catalog files and the Backstage catalog API | no |
 //! | `github` | `github`: GitHub sign-in (github.com and Enterprise Server, OAuth Apps and GitHub Apps) | no |
+//! | `config` | [`config`]: the typed config reader and the provider-factory contract, and each enabled provider's factory (`stagepass::google::GoogleFactory`, …) | no |
 //! | `full` | every provider that builds with the Rust toolchain alone | no |
 //!
 //! Enabling a feature adds a module; it never changes the behaviour of another.
@@ -62,6 +63,13 @@ pub mod http {
 /// Backstage identity tokens, key stores and user info.
 pub mod identity {
     pub use stagepass_identity::*;
+}
+
+/// Typed reading of Backstage configuration and the provider-factory contract.
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub mod config {
+    pub use stagepass_config::*;
 }
 
 /// The development guest provider.

@@ -26,6 +26,11 @@
 //! # }
 //! ```
 
+#[cfg(feature = "config")]
+mod config;
+#[cfg(feature = "config")]
+pub use config::UserinfoFactory;
+
 use std::fmt;
 use std::time::Duration;
 

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::duration::DurationBounds;
-use super::error::ConfigError;
-use super::reader::ConfigReader;
-use super::server::{ListenConfig, read_listen};
+use stagepass_config::{ConfigError, ConfigReader, DurationBounds};
+
+use super::backend::{ListenConfig, read_listen};
 
 /// `backend.server.headersTimeout` when not set.
 pub(crate) const DEFAULT_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);

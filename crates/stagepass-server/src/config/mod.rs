@@ -21,28 +21,34 @@
 // sections with; not every reader is used by the providers of this build.
 #![allow(dead_code, unused_imports)]
 
-mod duration;
-mod error;
+mod backend;
+mod database;
 mod http_server;
-mod reader;
 mod server;
 pub(crate) mod source;
-mod value;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-pub(crate) use duration::DurationBounds;
-pub(crate) use error::{ConfigError, ConfigWarning};
+use stagepass_config::ProviderFactory;
+
+pub(crate) use backend::{
+    BackendConfig, CorsConfig, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, HttpsConfig, ListenConfig,
+    TlsCertificate,
+};
+pub(crate) use database::{
+    DatabaseConfig, PostgresConfig, PostgresSsl, SQLITE_FILE_NAME, SqliteLocation,
+};
 pub(crate) use http_server::HttpServerConfig;
-pub(crate) use reader::{ConfigReader, SecretString};
 pub(crate) use server::{
-    AppConfig, AuthConfig, BackendConfig, CorsConfig, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT,
-    DatabaseConfig, HttpsConfig, KeyStoreConfig, ListenConfig, MAX_TOKEN_EXPIRATION_SECS,
-    MIN_TOKEN_EXPIRATION_SECS, PostgresSsl, ProviderSection, SQLITE_FILE_NAME, ServerConfig,
-    SqliteLocation, StaticKeyConfig, TlsCertificate, path_relative_to_declaring_file,
+    AppConfig, AuthConfig, KeyStoreConfig, MAX_TOKEN_EXPIRATION_SECS, MIN_TOKEN_EXPIRATION_SECS,
+    ProviderSection, ServerConfig, StaticKeyConfig, path_relative_to_declaring_file,
 };
 pub(crate) use source::{ConfigSource, EnvSource, LoadedTree, ProcessEnv, load_tree};
-pub(crate) use value::{ConfigMap, ConfigValue, ValueKind};
+pub(crate) use stagepass_config::{
+    ConfigError, ConfigMap, ConfigReader, ConfigValue, ConfigWarning, DurationBounds, SecretString,
+    ValueKind,
+};
 
 /// The name errors use for the built-in development configuration.
 pub(crate) const BUILTIN_CONFIG_NAME: &str = "<built-in>";
@@ -79,79 +85,25 @@ pub(crate) fn builtin_source() -> ConfigSource {
     ConfigSource::text(BUILTIN_CONFIG_NAME, BUILTIN_DEV_CONFIG)
 }
 
-/// A provider the built-in configuration enables when its environment variables are set, as
-/// Backstage's example backend does: `(config key, variable)` pairs, required then optional.
-struct EnvProvider {
-    id: &'static str,
-    required: &'static [(&'static str, &'static str)],
-    optional: &'static [(&'static str, &'static str)],
-}
-
-const ENV_PROVIDERS: &[EnvProvider] = &[
-    EnvProvider {
-        id: "oidc",
-        required: &[
-            ("metadataUrl", "AUTH_OIDC_METADATA_URL"),
-            ("clientId", "AUTH_OIDC_CLIENT_ID"),
-            ("clientSecret", "AUTH_OIDC_CLIENT_SECRET"),
-        ],
-        optional: &[("prompt", "AUTH_OIDC_PROMPT")],
-    },
-    EnvProvider {
-        id: "google",
-        required: &[
-            ("clientId", "AUTH_GOOGLE_CLIENT_ID"),
-            ("clientSecret", "AUTH_GOOGLE_CLIENT_SECRET"),
-        ],
-        optional: &[],
-    },
-    EnvProvider {
-        id: "okta",
-        required: &[
-            ("clientId", "AUTH_OKTA_CLIENT_ID"),
-            ("clientSecret", "AUTH_OKTA_CLIENT_SECRET"),
-            ("audience", "AUTH_OKTA_AUDIENCE"),
-        ],
-        optional: &[
-            ("authServerId", "AUTH_OKTA_AUTH_SERVER_ID"),
-            ("idp", "AUTH_OKTA_IDP"),
-        ],
-    },
-    EnvProvider {
-        id: "gitlab",
-        required: &[
-            ("clientId", "AUTH_GITLAB_CLIENT_ID"),
-            ("clientSecret", "AUTH_GITLAB_CLIENT_SECRET"),
-        ],
-        optional: &[("audience", "AUTH_GITLAB_AUDIENCE")],
-    },
-    EnvProvider {
-        id: "github",
-        required: &[
-            ("clientId", "AUTH_GITHUB_CLIENT_ID"),
-            ("clientSecret", "AUTH_GITHUB_CLIENT_SECRET"),
-        ],
-        optional: &[(
-            "enterpriseInstanceUrl",
-            "AUTH_GITHUB_ENTERPRISE_INSTANCE_URL",
-        )],
-    },
-];
-
 /// The built-in development configuration, plus a `development` environment for each
-/// provider of `available` whose required environment variables are set. Values are written
-/// as `${VAR}` references, so secrets never enter the configuration text. These providers sign
-/// users in as `user:default/<e-mail local part>`, with or without a catalog entry: a
-/// development convenience that a real configuration replaces with its own resolvers.
-pub(crate) fn builtin_source_with_env(env: &dyn EnvSource, available: &[&str]) -> ConfigSource {
+/// provider of `providers` whose required environment variables are set
+/// ([`ProviderFactory::dev_environment`]). Values are written as `${VAR}` references, so
+/// secrets never enter the configuration text. These providers sign users in as
+/// `user:default/<e-mail local part>`, with or without a catalog entry: a development
+/// convenience that a real configuration replaces with its own resolvers.
+pub(crate) fn builtin_source_with_env(
+    env: &dyn EnvSource,
+    providers: &[Arc<dyn ProviderFactory>],
+) -> ConfigSource {
     let set = |var: &str| env.var(var).is_some_and(|v| !v.is_empty());
     let mut text = BUILTIN_DEV_CONFIG.to_owned();
-    for provider in ENV_PROVIDERS {
-        if !available.contains(&provider.id) || !provider.required.iter().all(|(_, var)| set(var)) {
+    for provider in providers {
+        let vars = provider.dev_environment();
+        if vars.required.is_empty() || !vars.required.iter().all(|(_, var)| set(var)) {
             continue;
         }
-        text.push_str(&format!("    {}:\n      development:\n", provider.id));
-        for (key, var) in provider.required.iter().chain(provider.optional) {
+        text.push_str(&format!("    {}:\n      development:\n", provider.name()));
+        for (key, var) in vars.required.iter().chain(vars.optional) {
             if set(var) {
                 text.push_str(&format!("        {key}: ${{{var}}}\n"));
             }
@@ -166,16 +118,15 @@ pub(crate) fn builtin_source_with_env(env: &dyn EnvSource, available: &[&str]) -
 }
 
 /// Loads the files at `paths` (later ones winning), or the built-in development configuration
-/// (with the providers of `available` whose environment variables are set) when `paths` is
-/// empty, and reads the server's settings from them. Warnings end up in
-/// [`ServerConfig::warnings`].
+/// (with the `providers` whose environment variables are set) when `paths` is empty, and reads
+/// the server's settings from them. Warnings end up in [`ServerConfig::warnings`].
 pub(crate) fn load(
     paths: &[PathBuf],
     env: &dyn EnvSource,
-    available: &[&str],
+    providers: &[Arc<dyn ProviderFactory>],
 ) -> Result<ServerConfig, ConfigError> {
     if paths.is_empty() {
-        return load_sources(&[builtin_source_with_env(env, available)], env);
+        return load_sources(&[builtin_source_with_env(env, providers)], env);
     }
     let sources: Vec<ConfigSource> = paths.iter().cloned().map(ConfigSource::File).collect();
     load_sources(&sources, env)

@@ -8,14 +8,14 @@ use std::sync::Arc;
 /// `Debug` never shows string contents (they may be secrets such as a `clientSecret`); it shows
 /// their length instead.
 #[derive(Clone, PartialEq)]
-pub(crate) struct ConfigValue {
+pub struct ConfigValue {
     kind: ValueKind,
     file: Arc<str>,
 }
 
 /// What a [`ConfigValue`] holds.
 #[derive(Clone, PartialEq)]
-pub(crate) enum ValueKind {
+pub enum ValueKind {
     /// YAML `null` or `~`. The loader removes nulls, as Backstage does, so a loaded tree holds
     /// none; they exist only in freshly parsed YAML.
     Null,
@@ -33,33 +33,33 @@ pub(crate) enum ValueKind {
 
 impl ConfigValue {
     /// A node holding `kind` that came from `file`.
-    pub(crate) fn new(kind: ValueKind, file: Arc<str>) -> Self {
+    pub fn new(kind: ValueKind, file: Arc<str>) -> Self {
         Self { kind, file }
     }
 
     /// An empty map that came from `file`.
-    pub(crate) fn empty_map(file: Arc<str>) -> Self {
+    pub fn empty_map(file: Arc<str>) -> Self {
         Self::new(ValueKind::Map(ConfigMap::default()), file)
     }
 
     /// What the node holds.
-    pub(crate) fn kind(&self) -> &ValueKind {
+    pub fn kind(&self) -> &ValueKind {
         &self.kind
     }
 
     /// Consumes the node and returns what it holds.
-    pub(crate) fn into_kind(self) -> ValueKind {
+    pub fn into_kind(self) -> ValueKind {
         self.kind
     }
 
     /// The file the node came from. For a map that several files contributed to, their names
     /// joined by `, ` (lowest priority first).
-    pub(crate) fn file(&self) -> &Arc<str> {
+    pub fn file(&self) -> &Arc<str> {
         &self.file
     }
 
     /// The string, if this is a string.
-    pub(crate) fn as_str(&self) -> Option<&str> {
+    pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
             ValueKind::String(s) => Some(s),
             _ => None,
@@ -67,7 +67,7 @@ impl ConfigValue {
     }
 
     /// The boolean, if this is a boolean.
-    pub(crate) fn as_bool(&self) -> Option<bool> {
+    pub fn as_bool(&self) -> Option<bool> {
         match self.kind {
             ValueKind::Bool(b) => Some(b),
             _ => None,
@@ -75,7 +75,7 @@ impl ConfigValue {
     }
 
     /// The number, if this is a number.
-    pub(crate) fn as_number(&self) -> Option<f64> {
+    pub fn as_number(&self) -> Option<f64> {
         match self.kind {
             ValueKind::Number(n) => Some(n),
             _ => None,
@@ -83,7 +83,7 @@ impl ConfigValue {
     }
 
     /// The items, if this is a list.
-    pub(crate) fn as_list(&self) -> Option<&[ConfigValue]> {
+    pub fn as_list(&self) -> Option<&[ConfigValue]> {
         match &self.kind {
             ValueKind::List(items) => Some(items),
             _ => None,
@@ -91,7 +91,7 @@ impl ConfigValue {
     }
 
     /// The entries, if this is a map.
-    pub(crate) fn as_map(&self) -> Option<&ConfigMap> {
+    pub fn as_map(&self) -> Option<&ConfigMap> {
         match &self.kind {
             ValueKind::Map(map) => Some(map),
             _ => None,
@@ -99,12 +99,12 @@ impl ConfigValue {
     }
 
     /// Whether this is YAML `null`.
-    pub(crate) fn is_null(&self) -> bool {
+    pub fn is_null(&self) -> bool {
         matches!(self.kind, ValueKind::Null)
     }
 
     /// The kind of value with an article, for error messages: `a string`, `a map`, …
-    pub(crate) fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &'static str {
         match &self.kind {
             ValueKind::Null => "null",
             ValueKind::Bool(_) => "a boolean",
@@ -119,7 +119,7 @@ impl ConfigValue {
     /// Merges `upper` (from a later, higher-priority file) over `self`: maps merge key by key,
     /// recursively; anything else in `upper` replaces what is in `self`. This is how Backstage
     /// combines several `--config` files.
-    pub(crate) fn merged_with(self, upper: ConfigValue) -> ConfigValue {
+    pub fn merged_with(self, upper: ConfigValue) -> ConfigValue {
         match (self.kind, upper.kind) {
             (ValueKind::Map(mut lower_map), ValueKind::Map(upper_map)) => {
                 for (key, value) in upper_map.entries {
@@ -176,18 +176,18 @@ impl fmt::Debug for ValueKind {
 /// The entries of a configuration map, in the order they appeared (keys a later file adds come
 /// after the earlier file's keys).
 #[derive(Clone, Default, PartialEq)]
-pub(crate) struct ConfigMap {
+pub struct ConfigMap {
     entries: Vec<(String, ConfigValue)>,
 }
 
 impl ConfigMap {
     /// The value under `key`.
-    pub(crate) fn get(&self, key: &str) -> Option<&ConfigValue> {
+    pub fn get(&self, key: &str) -> Option<&ConfigValue> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// Sets `key` to `value`, replacing an earlier value in place or appending.
-    pub(crate) fn insert(&mut self, key: String, value: ConfigValue) {
+    pub fn insert(&mut self, key: String, value: ConfigValue) {
         match self.position(&key) {
             Some(index) => self.entries[index].1 = value,
             None => self.entries.push((key, value)),
@@ -195,22 +195,22 @@ impl ConfigMap {
     }
 
     /// The keys and values in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &ConfigValue)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ConfigValue)> {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// The keys in order.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(k, _)| k.as_str())
     }
 
     /// How many entries there are.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether there are no entries.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
@@ -327,119 +327,5 @@ mod tests {
         let printed = format!("{value:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("clientSecret"));
-    }
-}
-
-/// Properties of the whole reading pipeline on arbitrary input: YAML-ish text, `${VAR}`
-/// substitution and typed reads never panic.
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod properties {
-    use proptest::prelude::*;
-
-    use crate::config::ConfigReader;
-    use crate::config::source::{ConfigSource, Substituted, load_tree, substitute};
-
-    /// Every variable is set, to its own name in brackets.
-    fn echo_env(name: &str) -> Option<String> {
-        Some(format!("<{name}>"))
-    }
-
-    /// Text made of what YAML, substitution and durations give meaning to.
-    fn yamlish() -> impl Strategy<Value = String> {
-        let pieces = prop_oneof![
-            Just("\n".to_owned()),
-            Just("  ".to_owned()),
-            Just(": ".to_owned()),
-            Just("- ".to_owned()),
-            Just("${".to_owned()),
-            Just("$${".to_owned()),
-            Just("}".to_owned()),
-            Just("{".to_owned()),
-            Just("[".to_owned()),
-            Just("]".to_owned()),
-            Just(", ".to_owned()),
-            Just("'".to_owned()),
-            Just("\"".to_owned()),
-            Just("$env".to_owned()),
-            Just(".inf".to_owned()),
-            Just(".nan".to_owned()),
-            Just("~".to_owned()),
-            Just("&a ".to_owned()),
-            Just("*a".to_owned()),
-            Just("!!str ".to_owned()),
-            "[a-zA-Z0-9_]{1,8}",
-            "\\PC{0,6}",
-        ];
-        proptest::collection::vec(pieces, 0..40).prop_map(|parts| parts.concat())
-    }
-
-    /// Reads `key` of `reader` in every typed way; the results do not matter, only that none
-    /// panics.
-    fn read_every_way(reader: &ConfigReader<'_>, key: &str) {
-        let _ = reader.optional_string(key);
-        let _ = reader.optional_bool(key);
-        let _ = reader.optional_number(key);
-        let _ = reader.optional_integer(key, -10, 10);
-        let _ = reader.optional_string_list(key);
-        let _ = reader.optional_url(key);
-        let _ = reader.optional_duration(key);
-        let _ = reader.optional_duration_millis(key);
-        let _ = reader.optional_millis_within(key, crate::config::DurationBounds::CLOCK_SKEW);
-        let _ = reader.reader_list(key);
-        let _ = reader.map(key);
-        let _ = reader.check_keys(&["a"]);
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        #[test]
-        fn substitution_never_panics(input in "[${}a-zA-Z_ \\PC]{0,40}") {
-            let _ = substitute(&input, &|_: &str| None);
-            match substitute(&input, &echo_env) {
-                Substituted::Value(_) => {}
-                Substituted::Missing(names) => prop_assert!(false, "missing {names:?}"),
-            }
-        }
-
-        #[test]
-        fn an_escaped_placeholder_stays_literal(name in "[A-Za-z_][A-Za-z0-9_]{0,12}") {
-            let text = format!("$${{{name}}}");
-            prop_assert_eq!(
-                substitute(&text, &echo_env),
-                Substituted::Value(format!("${{{name}}}"))
-            );
-            prop_assert_eq!(
-                substitute(&format!("${{{name}}}"), &echo_env),
-                Substituted::Value(format!("<{name}>"))
-            );
-        }
-
-        #[test]
-        fn yamlish_text_loads_or_fails_and_every_read_is_safe(
-            lower in yamlish(),
-            upper in yamlish(),
-        ) {
-            let sources = [
-                ConfigSource::text("<lower>", lower),
-                ConfigSource::text("<upper>", upper),
-            ];
-            for env in [
-                &echo_env as &dyn crate::config::EnvSource,
-                &|_: &str| -> Option<String> { None },
-            ] {
-                let Ok(tree) = load_tree(&sources, env) else { continue };
-                prop_assert!(tree.root.as_map().is_some());
-                let root = ConfigReader::new(&tree.root, "");
-                for (key, section) in root.entries().unwrap() {
-                    read_every_way(&root, key);
-                    for inner in section.keys() {
-                        read_every_way(&section, inner);
-                    }
-                }
-                let _ = crate::config::ServerConfig::from_tree(tree.clone());
-            }
-        }
     }
 }

@@ -13,16 +13,16 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::duration::{DurationBounds, duration_millis};
-use super::error::{ConfigError, ConfigWarning};
-use super::source::{index_path, key_path};
-use super::value::ConfigValue;
+use crate::duration::{DurationBounds, duration_millis};
+use crate::error::{ConfigError, ConfigWarning};
+use crate::path::{index_path, key_path};
+use crate::value::ConfigValue;
 
 /// A view of one section of the configuration tree (the root, or a map below it) at a dotted
 /// path. A section that is absent from the configuration can still be read: every key in it is
 /// absent.
 #[derive(Clone)]
-pub(crate) struct ConfigReader<'a> {
+pub struct ConfigReader<'a> {
     /// The section's value; `None` when the section is absent.
     value: Option<&'a ConfigValue>,
     /// The dotted path of the section (empty for the root).
@@ -41,7 +41,7 @@ struct Found<'a> {
 
 impl<'a> ConfigReader<'a> {
     /// A reader over `value`, which lives at the dotted `path` (empty for the root).
-    pub(crate) fn new(value: &'a ConfigValue, path: impl Into<String>) -> Self {
+    pub fn new(value: &'a ConfigValue, path: impl Into<String>) -> Self {
         Self {
             value: Some(value),
             path: path.into(),
@@ -50,35 +50,35 @@ impl<'a> ConfigReader<'a> {
     }
 
     /// The dotted path of this section (empty for the root).
-    pub(crate) fn path(&self) -> &str {
+    pub fn path(&self) -> &str {
         &self.path
     }
 
     /// The file this section came from (the files, joined by `, `, if several contributed).
-    pub(crate) fn file(&self) -> &Arc<str> {
+    pub fn file(&self) -> &Arc<str> {
         &self.file
     }
 
     /// The section's own value; `None` if it is absent.
-    pub(crate) fn value(&self) -> Option<&'a ConfigValue> {
+    pub fn value(&self) -> Option<&'a ConfigValue> {
         self.value
     }
 
     /// The dotted path of `key` inside this section.
-    pub(crate) fn key_path(&self, key: &str) -> String {
+    pub fn key_path(&self, key: &str) -> String {
         key_path(&self.path, key)
     }
 
     /// An error about `key` in this section (`key` may be dotted, or empty for the section
     /// itself), blamed on the file that holds it. For problems found after reading a value (a
     /// URL that is not allowed, an unknown provider type).
-    pub(crate) fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         let (path, file) = self.locate(key);
         ConfigError::new(file, path, message)
     }
 
     /// A warning about `key` in this section, blamed on the file that holds it.
-    pub(crate) fn warning(&self, key: &str, message: impl Into<String>) -> ConfigWarning {
+    pub fn warning(&self, key: &str, message: impl Into<String>) -> ConfigWarning {
         let (path, file) = self.locate(key);
         ConfigWarning::new(file, path, message)
     }
@@ -137,17 +137,17 @@ impl<'a> ConfigReader<'a> {
     }
 
     /// The raw value at `key`, if present.
-    pub(crate) fn get(&self, key: &str) -> Result<Option<&'a ConfigValue>, ConfigError> {
+    pub fn get(&self, key: &str) -> Result<Option<&'a ConfigValue>, ConfigError> {
         Ok(self.find(key)?.value)
     }
 
     /// Whether `key` is present.
-    pub(crate) fn has(&self, key: &str) -> bool {
+    pub fn has(&self, key: &str) -> bool {
         matches!(self.find(key), Ok(Found { value: Some(_), .. }))
     }
 
     /// The keys of this section in order (empty if the section is absent or not a map).
-    pub(crate) fn keys(&self) -> Vec<&'a str> {
+    pub fn keys(&self) -> Vec<&'a str> {
         self.value
             .and_then(ConfigValue::as_map)
             .map(|map| map.keys().collect())
@@ -155,13 +155,13 @@ impl<'a> ConfigReader<'a> {
     }
 
     /// A required string.
-    pub(crate) fn string(&self, key: &str) -> Result<String, ConfigError> {
+    pub fn string(&self, key: &str) -> Result<String, ConfigError> {
         let found = self.required(key)?;
         to_string(&found)
     }
 
     /// An optional string; present but not a non-empty string is an error.
-    pub(crate) fn optional_string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+    pub fn optional_string(&self, key: &str) -> Result<Option<String>, ConfigError> {
         let found = self.find(key)?;
         match found.value {
             None => Ok(None),
@@ -171,23 +171,23 @@ impl<'a> ConfigReader<'a> {
 
     /// A required secret string (an OAuth client secret, the session secret): like
     /// [`string`](Self::string), wrapped so that `Debug` does not show it.
-    pub(crate) fn secret(&self, key: &str) -> Result<SecretString, ConfigError> {
+    pub fn secret(&self, key: &str) -> Result<SecretString, ConfigError> {
         self.string(key).map(SecretString)
     }
 
     /// An optional secret string.
-    pub(crate) fn optional_secret(&self, key: &str) -> Result<Option<SecretString>, ConfigError> {
+    pub fn optional_secret(&self, key: &str) -> Result<Option<SecretString>, ConfigError> {
         Ok(self.optional_string(key)?.map(SecretString))
     }
 
     /// A required boolean.
-    pub(crate) fn bool(&self, key: &str) -> Result<bool, ConfigError> {
+    pub fn bool(&self, key: &str) -> Result<bool, ConfigError> {
         let found = self.required(key)?;
         to_bool(&found)
     }
 
     /// An optional boolean.
-    pub(crate) fn optional_bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+    pub fn optional_bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
         let found = self.find(key)?;
         match found.value {
             None => Ok(None),
@@ -196,13 +196,13 @@ impl<'a> ConfigReader<'a> {
     }
 
     /// A required number.
-    pub(crate) fn number(&self, key: &str) -> Result<f64, ConfigError> {
+    pub fn number(&self, key: &str) -> Result<f64, ConfigError> {
         let found = self.required(key)?;
         to_number(&found)
     }
 
     /// An optional number.
-    pub(crate) fn optional_number(&self, key: &str) -> Result<Option<f64>, ConfigError> {
+    pub fn optional_number(&self, key: &str) -> Result<Option<f64>, ConfigError> {
         let found = self.find(key)?;
         match found.value {
             None => Ok(None),
@@ -211,7 +211,7 @@ impl<'a> ConfigReader<'a> {
     }
 
     /// An optional whole number between `min` and `max` inclusive.
-    pub(crate) fn optional_integer(
+    pub fn optional_integer(
         &self,
         key: &str,
         min: i64,
@@ -235,16 +235,13 @@ impl<'a> ConfigReader<'a> {
 
     /// A required list of non-empty strings. A single string is accepted as a list of one, as
     /// Backstage does for `backend.cors.origin` and `additionalScopes`.
-    pub(crate) fn string_list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+    pub fn string_list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
         let found = self.required(key)?;
         to_string_list(&found)
     }
 
     /// An optional list of strings (or a single string); absent gives `None`.
-    pub(crate) fn optional_string_list(
-        &self,
-        key: &str,
-    ) -> Result<Option<Vec<String>>, ConfigError> {
+    pub fn optional_string_list(&self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
         let found = self.find(key)?;
         match found.value {
             None => Ok(None),
@@ -254,7 +251,7 @@ impl<'a> ConfigReader<'a> {
 
     /// The entries of the map at `key`, in order, as readers (their values may be of any type:
     /// use [`value`](Self::value) for scalars). Absent gives an empty list.
-    pub(crate) fn map(&self, key: &str) -> Result<Vec<(&'a str, ConfigReader<'a>)>, ConfigError> {
+    pub fn map(&self, key: &str) -> Result<Vec<(&'a str, ConfigReader<'a>)>, ConfigError> {
         let found = self.find(key)?;
         let Some(value) = found.value else {
             return Ok(Vec::new());
@@ -269,7 +266,7 @@ impl<'a> ConfigReader<'a> {
     }
 
     /// The entries of this section, in order (empty when the section is absent).
-    pub(crate) fn entries(&self) -> Result<Vec<(&'a str, ConfigReader<'a>)>, ConfigError> {
+    pub fn entries(&self) -> Result<Vec<(&'a str, ConfigReader<'a>)>, ConfigError> {
         let Some(value) = self.value else {
             return Ok(Vec::new());
         };
@@ -287,16 +284,13 @@ impl<'a> ConfigReader<'a> {
     }
 
     /// The required section at `key`; it must be a map.
-    pub(crate) fn reader(&self, key: &str) -> Result<ConfigReader<'a>, ConfigError> {
+    pub fn reader(&self, key: &str) -> Result<ConfigReader<'a>, ConfigError> {
         let found = self.required(key)?;
         section(found)
     }
 
     /// The section at `key` if present; present but not a map is an error.
-    pub(crate) fn optional_reader(
-        &self,
-        key: &str,
-    ) -> Result<Option<ConfigReader<'a>>, ConfigError> {
+    pub fn optional_reader(&self, key: &str) -> Result<Option<ConfigReader<'a>>, ConfigError> {
         let found = self.find(key)?;
         match found.value {
             None => Ok(None),
@@ -306,7 +300,7 @@ impl<'a> ConfigReader<'a> {
 
     /// The section at `key`, present or not (an absent section reads as empty); present but not
     /// a map is an error. Handy for sections whose keys all have defaults.
-    pub(crate) fn section(&self, key: &str) -> Result<ConfigReader<'a>, ConfigError> {
+    pub fn section(&self, key: &str) -> Result<ConfigReader<'a>, ConfigError> {
         let found = self.find(key)?;
         match found.value {
             None => Ok(ConfigReader {
@@ -320,7 +314,7 @@ impl<'a> ConfigReader<'a> {
 
     /// The list of maps at `key` (e.g. `signIn.resolvers`), as readers; absent gives an empty
     /// list.
-    pub(crate) fn reader_list(&self, key: &str) -> Result<Vec<ConfigReader<'a>>, ConfigError> {
+    pub fn reader_list(&self, key: &str) -> Result<Vec<ConfigReader<'a>>, ConfigError> {
         let found = self.find(key)?;
         let Some(value) = found.value else {
             return Ok(Vec::new());
@@ -342,13 +336,13 @@ impl<'a> ConfigReader<'a> {
     }
 
     /// A required `http` or `https` URL.
-    pub(crate) fn url(&self, key: &str) -> Result<Url, ConfigError> {
+    pub fn url(&self, key: &str) -> Result<Url, ConfigError> {
         let found = self.required(key)?;
         to_url(&found)
     }
 
     /// An optional `http` or `https` URL.
-    pub(crate) fn optional_url(&self, key: &str) -> Result<Option<Url>, ConfigError> {
+    pub fn optional_url(&self, key: &str) -> Result<Option<Url>, ConfigError> {
         let found = self.find(key)?;
         match found.value {
             None => Ok(None),
@@ -359,13 +353,13 @@ impl<'a> ConfigReader<'a> {
     /// An optional Backstage duration (a `HumanDuration` map, `'1h'`, `'30 minutes'`, `'PT1H'`)
     /// within [`DurationBounds::ANY`] (zero to 400 days). Prefer
     /// [`optional_duration_within`](Self::optional_duration_within) with the range the key needs.
-    pub(crate) fn optional_duration(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
+    pub fn optional_duration(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
         self.optional_duration_within(key, DurationBounds::ANY)
     }
 
     /// An optional Backstage duration within `bounds`; a value outside them is an error naming
     /// the key and the range.
-    pub(crate) fn optional_duration_within(
+    pub fn optional_duration_within(
         &self,
         key: &str,
         bounds: DurationBounds,
@@ -381,7 +375,7 @@ impl<'a> ConfigReader<'a> {
 
     /// An optional whole number of milliseconds (a key such as `acceptedClockSkewMs`) within
     /// `bounds`; a numeric string is accepted, as for any number.
-    pub(crate) fn optional_millis_within(
+    pub fn optional_millis_within(
         &self,
         key: &str,
         bounds: DurationBounds,
@@ -397,7 +391,7 @@ impl<'a> ConfigReader<'a> {
 
     /// An optional Backstage duration in milliseconds: finite, possibly negative or huge. For
     /// keys that clamp rather than refuse (`backstageTokenExpiration`, as in Backstage).
-    pub(crate) fn optional_duration_millis(&self, key: &str) -> Result<Option<f64>, ConfigError> {
+    pub fn optional_duration_millis(&self, key: &str) -> Result<Option<f64>, ConfigError> {
         let found = self.find(key)?;
         let Some(value) = found.value else {
             return Ok(None);
@@ -410,7 +404,7 @@ impl<'a> ConfigReader<'a> {
     /// Checks that this section holds no key other than `allowed`; the first other key is an
     /// error `unknown key '<key>'` naming its file and path. Use it on provider sections to catch
     /// typos such as `clientID`.
-    pub(crate) fn check_keys(&self, allowed: &[&str]) -> Result<(), ConfigError> {
+    pub fn check_keys(&self, allowed: &[&str]) -> Result<(), ConfigError> {
         let Some(map) = self.value.and_then(ConfigValue::as_map) else {
             return Ok(());
         };
@@ -563,17 +557,17 @@ fn to_url(found: &Found<'_>) -> Result<Url, ConfigError> {
 /// A secret read from the configuration (`auth.session.secret`, a provider's `clientSecret`).
 /// `Debug` prints `[redacted]`; there is no `Display`.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct SecretString(String);
+pub struct SecretString(String);
 
 impl SecretString {
     /// Wraps a secret value.
-    pub(crate) fn new(value: impl Into<String>) -> Self {
+    pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
     /// The secret value; use it only where the value is meant to go (key derivation, a token
     /// request to the identity provider).
-    pub(crate) fn expose(&self) -> &str {
+    pub fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -581,202 +575,5 @@ impl SecretString {
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::config::source::{ConfigSource, load_tree};
-
-    fn tree(sources: &[(&str, &str)]) -> ConfigValue {
-        let sources: Vec<_> = sources
-            .iter()
-            .map(|(name, text)| ConfigSource::text(*name, *text))
-            .collect();
-        load_tree(&sources, &|_: &str| None).unwrap().root
-    }
-
-    const BASE: &str = "\
-auth:
-  environment: production
-  flag: 'yes'
-  count: '42'
-  ratio: 0.5
-  title: 12
-  empty: ''
-  scopes: read:user
-  scopeList: [a, b]
-  badList: [a, 1]
-  providers:
-    github:
-      development:
-        clientId: abc
-        clientSecret: s3cr3t
-        clientID: typo
-  keys:
-    - {id: a}
-    - not-a-map
-  url: https://example.com/x
-  badUrl: ftp://example.com
-";
-
-    #[test]
-    fn typed_reads() {
-        let root = tree(&[("base.yaml", BASE)]);
-        let r = ConfigReader::new(&root, "");
-        assert_eq!(r.string("auth.environment").unwrap(), "production");
-        assert!(r.bool("auth.flag").unwrap());
-        assert_eq!(r.number("auth.count").unwrap(), 42.0);
-        assert_eq!(r.optional_number("auth.ratio").unwrap(), Some(0.5));
-        assert_eq!(r.optional_integer("auth.count", 0, 100).unwrap(), Some(42));
-        assert_eq!(r.string_list("auth.scopes").unwrap(), ["read:user"]);
-        assert_eq!(r.string_list("auth.scopeList").unwrap(), ["a", "b"]);
-        assert_eq!(r.optional_string("auth.nope").unwrap(), None);
-        assert_eq!(r.optional_bool("nope.deeper").unwrap(), None);
-        assert!(r.has("auth.providers.github"));
-        assert!(!r.has("auth.providers.google"));
-        let auth = r.reader("auth").unwrap();
-        assert_eq!(auth.path(), "auth");
-        let providers = auth.map("providers").unwrap();
-        assert_eq!(providers.len(), 1);
-        assert_eq!(providers[0].0, "github");
-        assert_eq!(providers[0].1.path(), "auth.providers.github");
-        let secret = r
-            .secret("auth.providers.github.development.clientSecret")
-            .unwrap();
-        assert_eq!(secret.expose(), "s3cr3t");
-        assert_eq!(format!("{secret:?}"), "[redacted]");
-        assert_eq!(r.url("auth.url").unwrap().as_str(), "https://example.com/x");
-        let absent = r.section("backend.cors").unwrap();
-        assert_eq!(absent.path(), "backend.cors");
-        assert_eq!(absent.optional_string("origin").unwrap(), None);
-    }
-
-    #[test]
-    fn errors_name_file_key_and_problem() {
-        let root = tree(&[("base.yaml", BASE), ("local.yaml", "auth:\n  local: [1]\n")]);
-        let r = ConfigReader::new(&root, "");
-        let check = |err: ConfigError, key: &str, file: &str, text: &str| {
-            assert_eq!(err.key, key, "{err}");
-            assert_eq!(err.file.as_ref(), file, "{err}");
-            assert!(err.message.contains(text), "{err}");
-            assert_eq!(err.to_string(), format!("{file}: {key}: {}", err.message));
-        };
-        check(
-            r.string("auth.title").unwrap_err(),
-            "auth.title",
-            "base.yaml",
-            "got a number (quote",
-        );
-        check(
-            r.string("auth.empty").unwrap_err(),
-            "auth.empty",
-            "base.yaml",
-            "got an empty string",
-        );
-        check(
-            r.bool("auth.environment").unwrap_err(),
-            "auth.environment",
-            "base.yaml",
-            "expected a boolean, got 'production'",
-        );
-        check(
-            r.number("auth.environment").unwrap_err(),
-            "auth.environment",
-            "base.yaml",
-            "expected a number",
-        );
-        check(
-            r.optional_integer("auth.ratio", 0, 10).unwrap_err(),
-            "auth.ratio",
-            "base.yaml",
-            "whole number",
-        );
-        check(
-            r.string_list("auth.badList").unwrap_err(),
-            "auth.badList[1]",
-            "base.yaml",
-            "expected a string, got a number",
-        );
-        check(
-            r.string_list("auth.local").unwrap_err(),
-            "auth.local[0]",
-            "local.yaml",
-            "expected a string",
-        );
-        check(
-            r.string("auth.missing").unwrap_err(),
-            "auth.missing",
-            "base.yaml, local.yaml",
-            "missing required value",
-        );
-        check(
-            r.string("auth.environment.deeper").unwrap_err(),
-            "auth.environment",
-            "base.yaml",
-            "expected a map, got a string",
-        );
-        check(
-            r.reader("auth.environment").unwrap_err(),
-            "auth.environment",
-            "base.yaml",
-            "expected a map",
-        );
-        check(
-            r.reader_list("auth.keys").unwrap_err(),
-            "auth.keys[1]",
-            "base.yaml",
-            "expected a map, got a string",
-        );
-        check(
-            r.url("auth.badUrl").unwrap_err(),
-            "auth.badUrl",
-            "base.yaml",
-            "http or https",
-        );
-        check(
-            r.url("auth.environment").unwrap_err(),
-            "auth.environment",
-            "base.yaml",
-            "invalid URL",
-        );
-        check(
-            r.optional_duration("auth.environment").unwrap_err(),
-            "auth.environment",
-            "base.yaml",
-            "invalid duration",
-        );
-        let err = r.error("auth.environment", "not an environment we know");
-        check(err, "auth.environment", "base.yaml", "not an environment");
-        let warning = r.warning("auth.count", "clamped");
-        assert_eq!(warning.to_string(), "base.yaml: auth.count: clamped");
-    }
-
-    #[test]
-    fn unknown_keys_are_reported() {
-        let root = tree(&[
-            ("base.yaml", BASE),
-            (
-                "local.yaml",
-                "auth:\n  providers:\n    github:\n      development:\n        callbackURL: x\n",
-            ),
-        ]);
-        let r = ConfigReader::new(&root, "");
-        let dev = r.reader("auth.providers.github.development").unwrap();
-        let err = dev
-            .check_keys(&["clientId", "clientSecret", "callbackUrl"])
-            .unwrap_err();
-        assert_eq!(err.key, "auth.providers.github.development.clientID");
-        assert_eq!(err.file.as_ref(), "base.yaml");
-        assert!(err.message.starts_with("unknown key 'clientID'"), "{err}");
-        let err = dev
-            .check_keys(&["clientId", "clientSecret", "clientID"])
-            .unwrap_err();
-        assert_eq!(err.key, "auth.providers.github.development.callbackURL");
-        assert_eq!(err.file.as_ref(), "local.yaml");
-        dev.check_keys(&["clientId", "clientSecret", "clientID", "callbackURL"])
-            .unwrap();
     }
 }

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::value::ConfigValue;
+use crate::value::ConfigValue;
 
 const SECOND: f64 = 1000.0;
 const MINUTE: f64 = 60.0 * SECOND;
@@ -38,13 +38,13 @@ pub(crate) const HUMAN_DURATION_UNITS: &[(&str, f64)] = &[
 /// The longest duration any key accepts: ten years. Browsers keep a cookie for at most 400 days
 /// (RFC 6265bis §5.5), but Backstage's own default session lifetime is 1000 days, so
 /// configurations copied from it must still start.
-pub(crate) const MAX_DURATION: Duration = Duration::from_secs(3650 * 24 * 3600);
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 24 * 3600);
 
 /// The range of values one duration key accepts, checked when the configuration is read. Every
 /// duration the server reads goes through one of these: a value outside is refused with an
 /// error naming the key, never clamped in silence and never left to overflow later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct DurationBounds {
+pub struct DurationBounds {
     min: Duration,
     max: Duration,
 }
@@ -52,26 +52,26 @@ pub(crate) struct DurationBounds {
 impl DurationBounds {
     /// Timeouts of requests the server makes or waits it tolerates: more than zero, at most one
     /// hour.
-    pub(crate) const TIMEOUT: Self = Self::new(Duration::from_millis(1), Duration::from_secs(3600));
+    pub const TIMEOUT: Self = Self::new(Duration::from_millis(1), Duration::from_secs(3600));
     /// Accepted clock skews between this server and an identity provider: zero to one hour.
-    pub(crate) const CLOCK_SKEW: Self = Self::new(Duration::ZERO, Duration::from_secs(3600));
+    pub const CLOCK_SKEW: Self = Self::new(Duration::ZERO, Duration::from_secs(3600));
     /// Session lifetimes (`sessionDuration`): one second to ten years (the default is
     /// Backstage's 1000 days; browsers keep cookies for at most 400).
-    pub(crate) const SESSION: Self = Self::new(Duration::from_secs(1), MAX_DURATION);
+    pub const SESSION: Self = Self::new(Duration::from_secs(1), MAX_DURATION);
     /// Reload intervals and cache lifetimes, where zero turns the reloading or caching off:
     /// zero to one day.
-    pub(crate) const INTERVAL: Self = Self::new(Duration::ZERO, Duration::from_secs(24 * 3600));
+    pub const INTERVAL: Self = Self::new(Duration::ZERO, Duration::from_secs(24 * 3600));
     /// The widest range, for a key without a range of its own: zero to ten years.
-    pub(crate) const ANY: Self = Self::new(Duration::ZERO, MAX_DURATION);
+    pub const ANY: Self = Self::new(Duration::ZERO, MAX_DURATION);
 
     /// The range from `min` to `max`, both included.
-    pub(crate) const fn new(min: Duration, max: Duration) -> Self {
+    pub const fn new(min: Duration, max: Duration) -> Self {
         Self { min, max }
     }
 
     /// Checks a duration in milliseconds (as [`duration_millis`] returns it) against the range.
     /// The message says what the range is (without file or key: the caller adds them).
-    pub(crate) fn check_millis(self, millis: f64) -> Result<Duration, String> {
+    pub fn check_millis(self, millis: f64) -> Result<Duration, String> {
         let out_of_range = || {
             format!(
                 "expected a duration from {} to {}, got {}",
@@ -96,7 +96,7 @@ impl DurationBounds {
 
     /// Checks a whole number of milliseconds (a `…Ms` key, or a number where milliseconds are
     /// meant) against the range.
-    pub(crate) fn check_whole_millis(self, millis: f64) -> Result<Duration, String> {
+    pub fn check_whole_millis(self, millis: f64) -> Result<Duration, String> {
         // `fract` of NaN or an infinity is NaN, so those are not whole either.
         match self.check_millis(millis) {
             Ok(duration) if millis.fract() == 0.0 => Ok(duration),
@@ -134,7 +134,7 @@ fn describe_millis(millis: f64) -> String {
 /// negative (an ISO string or a map can say so) or huge; callers check it against their
 /// [`DurationBounds`]. On failure, the message explains what is wrong (without file or key: the
 /// caller adds them).
-pub(crate) fn duration_millis(value: &ConfigValue) -> Result<f64, String> {
+pub fn duration_millis(value: &ConfigValue) -> Result<f64, String> {
     let millis = if let Some(text) = value.as_str() {
         parse_duration_string(text)?
     } else {
@@ -198,7 +198,7 @@ fn duration_map_millis(value: &ConfigValue) -> Result<f64, String> {
 }
 
 /// Parses the string forms: ISO-8601 when it starts with `P`, otherwise the `ms` style.
-pub(crate) fn parse_duration_string(text: &str) -> Result<f64, String> {
+pub fn parse_duration_string(text: &str) -> Result<f64, String> {
     let text = text.trim();
     let result = if text.starts_with('P') {
         parse_iso_duration(text)

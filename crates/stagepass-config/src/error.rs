@@ -8,21 +8,23 @@ use std::sync::Arc;
 ///
 /// `Display` prints `<file>: <key>: <message>` (or `<file>: <message>` for problems with a file
 /// as a whole), so an operator can go straight to the offending line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ConfigError {
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", located(.file, .key, .message))]
+#[non_exhaustive]
+pub struct ConfigError {
     /// The file the offending value came from, as it was named on the command line (or
     /// `<built-in>`). When several files contributed to a map, their names joined by `, `.
-    pub(crate) file: Arc<str>,
+    pub file: Arc<str>,
     /// The dotted key of the offending value, e.g. `auth.backstageTokenExpiration` or
     /// `auth.keyStore.static.keys[0].keyId`; empty for problems with a file as a whole.
-    pub(crate) key: String,
+    pub key: String,
     /// What is wrong, in lowercase without a trailing period.
-    pub(crate) message: String,
+    pub message: String,
 }
 
 impl ConfigError {
     /// A new error about `key` in `file`.
-    pub(crate) fn new(
+    pub fn new(
         file: impl Into<Arc<str>>,
         key: impl Into<String>,
         message: impl Into<String>,
@@ -35,30 +37,23 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_located(f, &self.file, &self.key, &self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 /// Something the configuration loader accepted but the operator should know about: a value
 /// that was clamped, a `${VAR}` whose variable is not set. Log these once logging is set up
-/// (see `ServerConfig::log_warnings`).
+/// (a server logs them at start).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ConfigWarning {
+#[non_exhaustive]
+pub struct ConfigWarning {
     /// The file the value came from.
-    pub(crate) file: Arc<str>,
+    pub file: Arc<str>,
     /// The dotted key of the value.
-    pub(crate) key: String,
+    pub key: String,
     /// What happened, in lowercase without a trailing period.
-    pub(crate) message: String,
+    pub message: String,
 }
 
 impl ConfigWarning {
     /// A new warning about `key` in `file`.
-    pub(crate) fn new(
+    pub fn new(
         file: impl Into<Arc<str>>,
         key: impl Into<String>,
         message: impl Into<String>,
@@ -73,15 +68,16 @@ impl ConfigWarning {
 
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_located(f, &self.file, &self.key, &self.message)
+        f.write_str(&located(&self.file, &self.key, &self.message))
     }
 }
 
-fn write_located(f: &mut fmt::Formatter<'_>, file: &str, key: &str, message: &str) -> fmt::Result {
+/// `<file>: <key>: <message>`, or `<file>: <message>` without a key.
+fn located(file: &str, key: &str, message: &str) -> String {
     if key.is_empty() {
-        write!(f, "{file}: {message}")
+        format!("{file}: {message}")
     } else {
-        write!(f, "{file}: {key}: {message}")
+        format!("{file}: {key}: {message}")
     }
 }
 
