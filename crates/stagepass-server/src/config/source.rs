@@ -176,9 +176,18 @@ pub(crate) fn load_source(
     }
     let base_dir = base_dir_of(&name);
     let mut transformer = Transformer { env, warnings };
-    Ok(transformer
+    let value = transformer
         .transform(parsed, "", &base_dir)?
-        .unwrap_or_else(|| ConfigValue::empty_map(name)))
+        .unwrap_or_else(|| ConfigValue::empty_map(Arc::clone(&name)));
+    // A directive at the top level (`$env: VAR`, `$include: …`) replaces the whole map.
+    if value.as_map().is_none() {
+        return Err(ConfigError::new(
+            name,
+            "",
+            format!("expected a map at the top level, got {}", value.type_name()),
+        ));
+    }
+    Ok(value)
 }
 
 /// Parses YAML text into a tree whose nodes all name `file`. `None` for a document-less text

@@ -218,6 +218,14 @@ fn yaml_errors_name_the_file() {
     )
     .unwrap_err();
     assert!(err.message.contains("top level"), "{}", err.message);
+    // A directive that replaces the whole top-level map with a string.
+    let err = load_source(
+        &ConfigSource::text("<t>", "$env: HOME\n"),
+        &env(&[("HOME", "somewhere")]),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(err.message.contains("top level"), "{}", err.message);
     let err = load_source(
         &ConfigSource::text("<t>", "a: 1\n---\nb: 2\n"),
         &e,
