@@ -8,6 +8,8 @@
 //! - providers: every provider crate is a feature of the umbrella crate, in its `full` feature
 //!   and its feature table, mentioned in README.md, has a page `docs/providers/<name>.md`, and
 //!   has a `config` feature whose factory the umbrella forwards and the server registers;
+//! - umbrella: every feature of the umbrella crate that adds a crate adds a module of the same
+//!   name (`generic-oauth`: `generic_oauth`);
 //! - core: `stagepass-core` depends on neither axum nor reqwest nor sqlx.
 
 use std::fs;
@@ -19,10 +21,14 @@ use anyhow::{Context, Result, bail};
 use crate::util::Workspace;
 
 mod providers;
+mod umbrella;
 
 use providers::check_providers;
 #[cfg(test)]
 use providers::{feature_members, in_feature_table};
+use umbrella::check_umbrella;
+#[cfg(test)]
+use umbrella::has_feature_module;
 
 /// Crates `stagepass-core` must not depend on (outside its dev-dependencies).
 const FORBIDDEN_IN_CORE: &[&str] = &["axum", "reqwest", "sqlx"];
@@ -89,6 +95,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<CheckReport>> {
         check_leftovers(root)?,
         check_machine_paths(root)?,
         check_providers(root)?,
+        check_umbrella(root)?,
         check_core_dependencies(root)?,
     ])
 }

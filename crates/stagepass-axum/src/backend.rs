@@ -172,6 +172,25 @@ pub enum BuildError {
     /// The mount path is not a usable URL path.
     #[error("invalid mount path {0:?}: {1}")]
     InvalidMountPath(String, &'static str),
+    /// Neither a session secret nor, for development, a random session key was asked for.
+    #[error(
+        "missing setting: session secret (or, in development only, \
+         dangerously_use_random_session_key)"
+    )]
+    MissingSessionSecret,
+    /// The token issuer signs for another `iss` than the auth base URL the backend serves
+    /// under, so that tokens would not verify against the backend's OpenID configuration.
+    #[error(
+        "the token issuer signs tokens with iss {issuer:?}, but the backend is served at \
+         {auth_base_url:?} (the backend base URL followed by the mount path); give both the \
+         same URL"
+    )]
+    IssuerMismatch {
+        /// The `iss` of the token issuer's tokens.
+        issuer: String,
+        /// The backend base URL followed by the mount path.
+        auth_base_url: String,
+    },
 }
 
 /// Builds an [`AuthBackend`].
@@ -184,6 +203,7 @@ pub struct AuthBackendBuilder {
     user_info: Option<Arc<dyn UserInfoStore>>,
     directory: Option<Arc<dyn UserDirectory>>,
     session_secret: Option<SessionSecret>,
+    random_session_key: bool,
     extra_origins: Vec<String>,
     exact_origins: Vec<Url>,
     clock: Option<Arc<dyn Clock>>,
@@ -231,7 +251,9 @@ impl AuthBackendBuilder {
         self
     }
 
-    /// Signs Backstage tokens.
+    /// Signs Backstage tokens. When the issuer tells its `iss`
+    /// ([`TokenIssuer::issuer`], as `TokenFactory` does), [`build`](Self::build) checks that it
+    /// is the auth base URL: the backend base URL followed by the mount path.
     #[must_use]
     pub fn token_issuer(mut self, issuer: Arc<dyn TokenIssuer>) -> Self {
         self.issuer = Some(issuer);
@@ -252,11 +274,23 @@ impl AuthBackendBuilder {
         self
     }
 
-    /// The secret cookie keys are derived from (`auth.session.secret`). Without one, a random
-    /// key is used and sessions end with the process.
+    /// The secret cookie keys are derived from (`auth.session.secret`). Required: without
+    /// it, [`build`](Self::build) fails, unless
+    /// [`dangerously_use_random_session_key`](Self::dangerously_use_random_session_key) was
+    /// called.
     #[must_use]
-    pub fn session_secret(mut self, secret: Option<SessionSecret>) -> Self {
-        self.session_secret = secret;
+    pub fn session_secret(mut self, secret: SessionSecret) -> Self {
+        self.session_secret = Some(secret);
+        self
+    }
+
+    /// Derives the cookie keys from a random key made when the backend is built, for
+    /// development and tests only: sessions end when the process does, and replicas cannot
+    /// read each other's cookies. A [`session_secret`](Self::session_secret), when also set,
+    /// is used instead.
+    #[must_use]
+    pub fn dangerously_use_random_session_key(mut self) -> Self {
+        self.random_session_key = true;
         self
     }
 
@@ -376,13 +410,22 @@ impl AuthBackendBuilder {
         }
         let cipher = match &self.session_secret {
             Some(secret) => CookieCipher::from_secret(secret),
-            None => CookieCipher::random(),
+            None if self.random_session_key => CookieCipher::random(),
+            None => return Err(BuildError::MissingSessionSecret),
         };
         let mount_path = match self.mount_path {
             Some(path) => checked_mount_path(path)?,
             None => DEFAULT_MOUNT_PATH.to_owned(),
         };
         let auth_base_url = format!("{}{mount_path}", backend.as_str().trim_end_matches('/'));
+        if let Some(signed) = issuer.issuer()
+            && signed != auth_base_url
+        {
+            return Err(BuildError::IssuerMismatch {
+                issuer: signed.to_owned(),
+                auth_base_url,
+            });
+        }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ephemeral_store = self.ephemeral_store.unwrap_or_else(|| {
             Arc::new(MemoryEphemeralStore::with_clock(SharedClock(clock.clone())))

@@ -15,6 +15,10 @@
 //! `iss: <backend base URL><mount path>` ([`AuthBackend::auth_base_url`]).
 //! [`AuthBackend::mounted_router`] nests the routes there.
 //!
+//! When the frontend is served from another origin, [`CorsOptions`] makes the CORS layer
+//! `stagepass-server` uses for `backend.cors`, refusing settings that would let any website
+//! read tokens with the user's cookies.
+//!
 //! # Example
 //!
 //! ```
@@ -34,6 +38,7 @@
 //!     .backend_base_url("http://localhost:7007".parse()?)
 //!     .token_issuer(Arc::new(issuer))
 //!     .user_info_store(user_info)
+//!     .dangerously_use_random_session_key()
 //!     .build()?;
 //! let app: axum::Router = axum::Router::new().nest("/api/auth", backend.router());
 //! # let _ = app;
@@ -48,6 +53,7 @@ mod backend;
 // through `bench`, behind the private `_bench` feature.
 #[cfg_attr(not(feature = "_bench"), allow(unreachable_pub))]
 mod cookies;
+mod cors;
 #[cfg_attr(not(feature = "_bench"), allow(unreachable_pub))]
 mod crypto;
 mod error;
@@ -69,6 +75,7 @@ pub use backend::{
     AuthBackend, AuthBackendBuilder, BuildError, DEFAULT_MOUNT_PATH, OAuthEnvironment,
 };
 pub use cookies::DEFAULT_SESSION_DURATION;
+pub use cors::{CorsError, CorsOptions};
 pub use error::ErrorResponse;
 pub use glob::glob_match;
 pub use metrics::AuthMetrics;

@@ -154,6 +154,7 @@ fn harness_with(options: Options) -> Harness {
         .allowed_origin(backend_url)
         .token_issuer(Arc::new(issuer))
         .user_info_store(user_info)
+        .dangerously_use_random_session_key()
         .clock(clock)
         .oauth_provider("test", [("development".to_owned(), env)])
         .build()

@@ -54,6 +54,7 @@ fn backend(mount_path: &str, issuer: &str) -> (AuthBackend, Arc<TestStrategy>) {
         .mount_path(mount_path)
         .token_issuer(Arc::new(issuer))
         .user_info_store(user_info)
+        .dangerously_use_random_session_key()
         .oauth_provider("test", [("development".to_owned(), env)])
         .build()
         .unwrap();
@@ -182,6 +183,7 @@ fn unusable_mount_paths_are_refused() {
                     .unwrap(),
             ))
             .user_info_store(Arc::new(MemoryUserInfoStore::new()))
+            .dangerously_use_random_session_key()
             .build();
         assert!(
             matches!(result, Err(BuildError::InvalidMountPath(..))),

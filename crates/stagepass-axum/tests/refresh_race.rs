@@ -100,7 +100,7 @@ fn replica_on(
         .backend_base_url(Url::parse("http://localhost:7007").unwrap())
         .token_issuer(Arc::new(issuer))
         .user_info_store(user_info)
-        .session_secret(Some(SessionSecret::new(SECRET)))
+        .session_secret(SessionSecret::new(SECRET))
         .oauth_provider("test", [("development".to_owned(), env)]);
     if let Some(store) = store {
         builder = builder.ephemeral_store(store);

@@ -33,6 +33,7 @@ async fn userinfo_reloads_the_keys_for_a_key_id_it_does_not_know() {
         .backend_base_url(Url::parse("http://localhost:7007").unwrap())
         .token_issuer(issuer_b)
         .user_info_store(user_info.clone())
+        .dangerously_use_random_session_key()
         .clock(clock.clone())
         .build()
         .unwrap();

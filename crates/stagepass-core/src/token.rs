@@ -50,6 +50,13 @@ pub trait TokenIssuer: Send + Sync + 'static {
     /// Issues a token.
     async fn issue_token(&self, params: TokenParams) -> Result<IssuedToken>;
 
+    /// The `iss` of the tokens it issues, when it knows it, so that whoever serves the
+    /// tokens can check it against the URL they are served under. By default `None`: not
+    /// known, and not checked.
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
+
     /// The public keys that verify tokens issued now or recently (the JWKS).
     async fn list_public_keys(&self) -> Result<Vec<PublicJwk>>;
 

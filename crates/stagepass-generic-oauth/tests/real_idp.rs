@@ -45,6 +45,7 @@ fn backend(provider: OidcProvider) -> TestClient {
         .backend_base_url(Url::parse(BACKEND).unwrap())
         .token_issuer(issuer)
         .user_info_store(user_info)
+        .dangerously_use_random_session_key()
         .oauth_provider("oidc", [("development".to_owned(), env)])
         .build()
         .unwrap();

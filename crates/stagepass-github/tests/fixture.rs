@@ -72,6 +72,7 @@ fn backend(strategy: impl Strategy, resolver: Option<Arc<dyn SignInResolver>>) -
         .backend_base_url(Url::parse(BACKEND_BASE_URL).unwrap())
         .token_issuer(Arc::new(issuer))
         .user_info_store(user_info)
+        .dangerously_use_random_session_key()
         .user_directory(Arc::new(directory()))
         .oauth_provider("github", [("development".to_owned(), env)])
         .build()

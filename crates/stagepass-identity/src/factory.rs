@@ -630,6 +630,10 @@ fn push_b64(out: &mut String, part: &[u8]) {
 
 #[async_trait]
 impl TokenIssuer for TokenFactory {
+    fn issuer(&self) -> Option<&str> {
+        Some(&self.issuer)
+    }
+
     async fn issue_token(&self, params: TokenParams) -> Result<IssuedToken> {
         let now = self.clock.now();
         let key = self.signing_key(now).await?;

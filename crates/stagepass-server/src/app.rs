@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use axum::Router;
-use http::{HeaderName, HeaderValue, Method};
-use stagepass::http::{AuthBackend, AuthBackendBuilder, glob_match};
+use http::{HeaderName, Method};
+use stagepass::http::{AuthBackend, AuthBackendBuilder, CorsError, CorsOptions};
 use stagepass::identity::{
     Algorithm, MemoryKeyStore, PostgresDatabase, PostgresOptions, PostgresTlsMode, SqliteDatabase,
     StaticKey, StaticKeyStore, TokenFactory, UserInfoStore,
 };
 use stagepass::{EphemeralStore, KeyStore, MemoryEphemeralStore, SessionSecret};
 use stagepass_config::ProviderKind;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::CorsLayer;
 
 use crate::catalog;
 use crate::config::{
@@ -151,9 +151,13 @@ pub(crate) async fn build(config: &ServerConfig, registered: &Registered) -> any
         .token_issuer(issuer.clone())
         .user_info_store(user_info)
         .ephemeral_store(coordination)
-        .session_secret(session_secret)
         .extra_allowed_origins(extra_origins)
         .allowed_origin(config.backend.base_url.clone());
+    // Outside development `session_secret` has refused a missing secret already.
+    builder = match session_secret {
+        Some(secret) => builder.session_secret(secret),
+        None => builder.dangerously_use_random_session_key(),
+    };
     if let Some(directory) = directory {
         builder = builder.user_directory(directory);
     }
@@ -317,114 +321,53 @@ fn add_providers(
     Ok((builder, page_providers))
 }
 
-/// Origins that no frontend's `backend.cors.origin` should match: a pattern that matches one
-/// of them matches (nearly) every origin. `null` is the origin of sandboxed frames and `data:`
-/// pages, which any website can create.
-const CORS_PROBE_ORIGINS: &[&str] = &[
-    "https://stagepass-cors-probe.invalid",
-    "http://stagepass-cors-probe.invalid",
-    "http://stagepass-cors-probe.invalid:1",
-    "null",
-];
-
-/// The CORS layer of `backend.cors`, as the `cors` package Backstage uses answers, except that
-/// no setting lets an arbitrary website read responses with the user's cookies:
-///
-/// - `credentials: true` needs `origin`: reflecting whatever `Origin` a request carries (what
-///   the `cors` package does when `origin` is missing) would let any website call `/refresh`
-///   with the user's cookies and read the tokens. Refused at start.
-/// - `credentials: true` with a pattern that matches every origin (`*`, `https://*`, `*//*`, or
-///   `null`) amounts to the same and is refused too. Backstage's `*` is sent as a literal `*`,
-///   which browsers refuse for credentialed requests, so such a configuration never worked
-///   with credentials there either.
-/// - Without credentials, `*` (or no `origin`) answers `Access-Control-Allow-Origin: *`.
+/// The CORS layer of `backend.cors` ([`CorsOptions`], which refuses the settings that would
+/// let every website read tokens with the user's cookies), with its problems named by key.
 fn cors_layer(cors: &crate::config::CorsConfig) -> anyhow::Result<CorsLayer> {
-    let mut layer = CorsLayer::new();
-    layer = match &cors.origins {
-        Some(origins) if cors.credentials => {
-            for pattern in origins {
-                let everything = pattern == "*"
-                    || CORS_PROBE_ORIGINS
-                        .iter()
-                        .any(|probe| pattern == probe || glob_match(pattern, probe));
-                if everything {
-                    bail!(
-                        "backend.cors.origin: {pattern:?} matches any origin, and with \
-                         backend.cors.credentials: true every website could read tokens with \
-                         the user's cookies; list the frontend's origins (globs such as \
-                         https://*.example.com are fine)"
-                    );
-                }
-            }
-            layer.allow_origin(origin_patterns(origins.clone()))
-        }
-        Some(origins) if origins.iter().any(|p| p == "*") => {
-            layer.allow_origin(tower_http::cors::Any)
-        }
-        Some(origins) => layer.allow_origin(origin_patterns(origins.clone())),
-        None if cors.credentials => bail!(
+    let mut options = CorsOptions::new().credentials(cors.credentials);
+    if let Some(origins) = &cors.origins {
+        options = options.origins(origins.iter().cloned());
+    }
+    if !cors.methods.is_empty() {
+        let methods = cors
+            .methods
+            .iter()
+            .map(|m| m.parse::<Method>())
+            .collect::<Result<Vec<_>, _>>()
+            .context("backend.cors.methods: not an HTTP method")?;
+        options = options.methods(methods);
+    }
+    if let Some(headers) = &cors.allowed_headers {
+        options = options.allowed_headers(
+            header_names(headers).context("backend.cors.allowedHeaders: not a header name")?,
+        );
+    }
+    options = options.exposed_headers(
+        header_names(&cors.exposed_headers)
+            .context("backend.cors.exposedHeaders: not a header name")?,
+    );
+    if let Some(max_age) = cors.max_age {
+        options = options.max_age(std::time::Duration::from_secs(max_age));
+    }
+    options.layer().map_err(|error| match error {
+        CorsError::OriginMatchesEverything(pattern) => anyhow::anyhow!(
+            "backend.cors.origin: {pattern:?} matches any origin, and with \
+             backend.cors.credentials: true every website could read tokens with the user's \
+             cookies; list the frontend's origins (globs such as https://*.example.com are fine)"
+        ),
+        CorsError::CredentialsWithoutOrigins => anyhow::anyhow!(
             "backend.cors.origin: required when backend.cors.credentials is true (without it, \
              every website could read tokens with the user's cookies); set it to the origin of \
              the Backstage frontend, e.g. {:?}",
             "https://backstage.example.com"
         ),
-        None => layer.allow_origin(tower_http::cors::Any),
-    };
-    let methods = if cors.methods.is_empty() {
-        vec![
-            Method::GET,
-            Method::HEAD,
-            Method::PUT,
-            Method::PATCH,
-            Method::POST,
-            Method::DELETE,
-        ]
-    } else {
-        cors.methods
-            .iter()
-            .map(|m| m.parse::<Method>())
-            .collect::<Result<Vec<_>, _>>()
-            .context("backend.cors.methods: not an HTTP method")?
-    };
-    layer = layer.allow_methods(methods);
-    let headers = match &cors.allowed_headers {
-        Some(headers) => headers
-            .iter()
-            .map(|h| h.parse::<HeaderName>())
-            .collect::<Result<Vec<_>, _>>()
-            .context("backend.cors.allowedHeaders: not a header name")?,
-        None => vec![
-            HeaderName::from_static("x-requested-with"),
-            http::header::CONTENT_TYPE,
-            http::header::AUTHORIZATION,
-        ],
-    };
-    layer = layer.allow_headers(headers);
-    if !cors.exposed_headers.is_empty() {
-        layer = layer.expose_headers(
-            cors.exposed_headers
-                .iter()
-                .map(|h| h.parse::<HeaderName>())
-                .collect::<Result<Vec<_>, _>>()
-                .context("backend.cors.exposedHeaders: not a header name")?,
-        );
-    }
-    if cors.credentials {
-        layer = layer.allow_credentials(true);
-    }
-    if let Some(max_age) = cors.max_age {
-        layer = layer.max_age(std::time::Duration::from_secs(max_age));
-    }
-    Ok(layer)
+        other => anyhow::anyhow!("backend.cors: {other}"),
+    })
 }
 
-/// Allows the origins that equal or match (as globs) one of `patterns`, never `null`.
-fn origin_patterns(patterns: Vec<String>) -> AllowOrigin {
-    AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-        origin
-            .to_str()
-            .is_ok_and(|o| o != "null" && patterns.iter().any(|p| p == o || glob_match(p, o)))
-    })
+/// `names` as header names.
+fn header_names(names: &[String]) -> Result<Vec<HeaderName>, http::header::InvalidHeaderName> {
+    names.iter().map(|h| h.parse::<HeaderName>()).collect()
 }
 
 #[cfg(test)]
@@ -509,6 +452,30 @@ mod tests {
                 "{pattern}"
             );
         }
+    }
+
+    /// The server gives the token issuer and the backend one base URL, so they agree even
+    /// when `backend.baseUrl` has a path and a trailing `/`; and in development a missing
+    /// session secret means a random key rather than a refusal.
+    #[tokio::test]
+    async fn the_token_issuer_signs_for_the_auth_base_url_the_backend_serves() {
+        let source = crate::config::ConfigSource::text(
+            "<test>",
+            "app:\n  baseUrl: http://localhost:3000\nbackend:\n  baseUrl: \
+             http://localhost:7007/backstage/\n  database: {client: better-sqlite3, \
+             connection: ':memory:'}\nauth:\n  environment: development\n  providers:\n    \
+             guest: {}\n",
+        );
+        let config = crate::config::load_sources(&[source], &|_: &str| None).unwrap();
+        let registered = crate::providers::Registered {
+            factories: crate::builtin::builtin_providers(),
+            resolvers: Vec::new(),
+        };
+        let app = super::build(&config, &registered).await.unwrap();
+        assert_eq!(
+            app.backend.auth_base_url(),
+            "http://localhost:7007/backstage/api/auth"
+        );
     }
 
     #[tokio::test]

@@ -11,12 +11,12 @@ use stagepass_config::ProviderFactory;
 pub fn builtin_providers() -> Vec<Arc<dyn ProviderFactory>> {
     vec![
         Arc::new(stagepass::guest::GuestFactory),
-        Arc::new(stagepass::oauth::OidcFactory),
+        Arc::new(stagepass::generic_oauth::OidcFactory),
         Arc::new(stagepass::google::GoogleFactory),
         Arc::new(stagepass::okta::OktaFactory),
         Arc::new(stagepass::gitlab::GitlabFactory),
         Arc::new(stagepass::github::GithubFactory),
-        Arc::new(stagepass::oauth::OAuth2Factory),
+        Arc::new(stagepass::generic_oauth::OAuth2Factory),
         #[cfg(feature = "saml")]
         Arc::new(stagepass::saml::SamlFactory),
     ]

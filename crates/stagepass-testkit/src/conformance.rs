@@ -42,6 +42,7 @@ pub fn backend(
         .backend_base_url(Url::parse(BACKEND_BASE_URL).unwrap_or_else(|e| panic!("{e}")))
         .token_issuer(Arc::new(issuer))
         .user_info_store(user_info)
+        .dangerously_use_random_session_key()
         .oauth_provider(provider, [("development".to_owned(), env)])
         .build()
         .unwrap_or_else(|e| panic!("auth backend: {e}"));

@@ -5,12 +5,18 @@
 //! Backstage protocol layer as [`http`], identity tokens as [`identity`], and each provider
 //! behind its own cargo feature, so an application compiles only the providers it uses.
 //!
+//! A feature that adds a crate adds a module of the same name, with `-` written as `_`
+//! (`generic-oauth` adds [`generic_oauth`]). The modules that are always there, [`http`] and
+//! [`identity`], are named after what they hold; a feature that adds to one of them (`sqlite`,
+//! `postgres`, `verifier`) names it in its row.
+//!
 //! | feature | what it adds | default |
 //! |---|---|---|
 //! | `guest` | [`guest`]: the development guest provider | yes |
 //! | `sqlite` | SQLite key and user-info stores in [`identity`] | yes |
 //! | `postgres` | PostgreSQL key and user-info stores in [`identity`], shared by replicas | no |
-//! | `generic-oauth` | `oauth`: the OAuth2/OpenID Connect engine and the generic OpenID Connect and OAuth 2.0 providers | no |
+//! | `verifier` | `JwksVerifier` and the `BackstageUser` axum extractor in [`identity`], for other Rust services that accept Backstage user tokens | no |
+//! | `generic-oauth` | `generic_oauth`: the OAuth2/OpenID Connect engine and the generic OpenID Connect and OAuth 2.0 providers | no |
 //! | `google` | `google`: Google sign-in | no |
 //! | `okta` | `okta`: Okta sign-in | no |
 //! | `gitlab` | `gitlab`: GitLab sign-in (gitlab.com and self-hosted) | no |
@@ -18,7 +24,7 @@
 //! | `catalog` | `catalog`: user directories from catalog files and the Backstage catalog API | no |
 //! | `github` | `github`: GitHub sign-in (github.com and Enterprise Server, OAuth Apps and GitHub Apps) | no |
 //! | `config` | [`config`]: the typed config reader and the provider-factory contract, and each enabled provider's factory (`stagepass::google::GoogleFactory`, …) | no |
-//! | `full` | every provider that builds with the Rust toolchain alone | no |
+//! | `full` | every provider, store and the verifier that build with the Rust toolchain alone | no |
 //!
 //! Enabling a feature adds a module; it never changes the behaviour of another.
 //!
@@ -43,6 +49,7 @@
 //!     .backend_base_url("http://localhost:7007".parse()?)
 //!     .token_issuer(Arc::new(issuer))
 //!     .user_info_store(user_info)
+//!     .dangerously_use_random_session_key()
 //!     .proxy_provider("guest", guest.clone(), guest)
 //!     .build()?;
 //! let app = axum::Router::new().nest("/api/auth", backend.router());
@@ -82,9 +89,14 @@ pub mod guest {
 /// The OAuth2/OpenID Connect engine and the generic OpenID Connect and OAuth 2.0 providers.
 #[cfg(feature = "generic-oauth")]
 #[cfg_attr(docsrs, doc(cfg(feature = "generic-oauth")))]
-pub mod oauth {
+pub mod generic_oauth {
     pub use stagepass_generic_oauth::*;
 }
+
+/// The former name of [`generic_oauth`], kept for one release.
+#[cfg(feature = "generic-oauth")]
+#[doc(hidden)]
+pub use generic_oauth as oauth;
 
 /// Google sign-in.
 #[cfg(feature = "google")]

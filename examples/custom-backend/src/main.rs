@@ -10,8 +10,17 @@
 //! - a local user catalog ([`stagepass::catalog::LocalCatalog`]) read from `catalog.yaml` next
 //!   to this file and reloaded when it changes;
 //! - the integrator's own routes beside stagepass's `/api/auth`: `GET /api/hello` needs a
-//!   Backstage user token, checked by the `BackstageUser` extractor of `stagepass-identity`
-//!   against the backend's own JWKS.
+//!   Backstage user token, checked by the `BackstageUser` extractor (umbrella feature
+//!   `verifier`) against the backend's own JWKS;
+//! - a persistent store: signing keys and user info in a SQLite file
+//!   ([`stagepass::identity::SqliteDatabase`]), so tokens keep verifying and `/v1/userinfo`
+//!   keeps answering after a restart;
+//! - CORS for a frontend on another origin, with the layer `stagepass-server` uses for
+//!   `backend.cors` ([`stagepass::http::CorsOptions`]): credentials for the listed origins
+//!   only;
+//! - a session secret from the environment (`SESSION_SECRET`), from which the cookie keys
+//!   are derived; without one the example asks for a random development key by name, and
+//!   sessions end when it stops.
 //!
 //! # Registering the application at the identity provider
 //!
@@ -30,18 +39,21 @@
 //! | `APP_BASE_URL` | the Backstage frontend (the popup's target origin) | `http://localhost:3000` |
 //! | `BACKEND_BASE_URL` | where this backend is reached | `http://localhost:7007` |
 //! | `LISTEN_ADDR` | the socket to listen on | `127.0.0.1:7007` |
+//! | `DATABASE_PATH` | the SQLite file of signing keys and user info (`:memory:` for none) | `custom-backend.sqlite` in the working directory |
+//! | `SESSION_SECRET` | the secret cookie keys are derived from; set it outside development | a random key, with a warning |
+//! | `CORS_ORIGINS` | comma-separated origins (or globs such as `https://*.example.com`) allowed to call with cookies | the origin of `APP_BASE_URL` |
 //!
 //! ```text
 //! OIDC_METADATA_URL=https://idp.example.com/.well-known/openid-configuration \
-//! OIDC_CLIENT_ID=backstage OIDC_CLIENT_SECRET=… cargo run -p custom-backend
+//! OIDC_CLIENT_ID=backstage OIDC_CLIENT_SECRET=… SESSION_SECRET=… cargo run -p custom-backend
 //! TOKEN=$(curl -s -H 'X-Requested-With: XMLHttpRequest' \
 //!   'http://localhost:7007/api/auth/guest/refresh?env=development' | jq -r .backstageIdentity.token)
 //! curl -H "Authorization: Bearer $TOKEN" http://localhost:7007/api/hello
 //! ```
 //!
-//! Keys and user info live in memory here: tokens stop verifying when the process restarts.
-//! A real deployment uses the SQLite or PostgreSQL stores of `stagepass::identity` (features
-//! `sqlite`, `postgres`).
+//! Several replicas behind a load balancer share one PostgreSQL database instead (feature
+//! `postgres`, `stagepass::identity::PostgresDatabase`), and pass its ephemeral store to
+//! `AuthBackendBuilder::ephemeral_store` so that they coordinate refreshes.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -52,14 +64,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use stagepass::catalog::{DEFAULT_RELOAD_INTERVAL, LocalCatalog};
+use stagepass::generic_oauth::OidcProvider;
 use stagepass::guest::GuestProvider;
-use stagepass::http::{AuthBackend, OAuthEnvironment};
-use stagepass::identity::{MemoryKeyStore, MemoryUserInfoStore, TokenFactory};
-use stagepass::oauth::OidcProvider;
+use stagepass::http::{AuthBackend, CorsOptions, OAuthEnvironment};
+use stagepass::identity::{BackstageUser, JwksVerifier, SqliteDatabase, TokenFactory};
 use stagepass::{
-    ClientSecret, EntityRef, Error, SignInResolver, Strategy, TokenParams, UserQuery, resolver_fn,
+    ClientSecret, EntityRef, Error, SessionSecret, SignInResolver, Strategy, TokenParams,
+    UserQuery, resolver_fn,
 };
-use stagepass_identity::{BackstageUser, JwksVerifier};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -70,6 +82,11 @@ struct Settings {
     backend_base_url: String,
     allowed_email_domain: String,
     catalog_path: PathBuf,
+    database_path: PathBuf,
+    /// `None` in development only: cookie keys from a random key.
+    session_secret: Option<SessionSecret>,
+    /// `None`: the origin of `app_base_url`.
+    cors_origins: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -82,6 +99,16 @@ impl Settings {
             allowed_email_domain: var("ALLOWED_EMAIL_DOMAIN", "example.com"),
             catalog_path: std::env::var_os("CATALOG_PATH")
                 .map_or_else(default_catalog_path, PathBuf::from),
+            database_path: std::env::var_os("DATABASE_PATH")
+                .map_or_else(|| PathBuf::from("custom-backend.sqlite"), PathBuf::from),
+            session_secret: std::env::var("SESSION_SECRET").ok().map(SessionSecret::new),
+            cors_origins: std::env::var("CORS_ORIGINS").ok().map(|origins| {
+                origins
+                    .split(',')
+                    .map(|origin| origin.trim().to_owned())
+                    .filter(|origin| !origin.is_empty())
+                    .collect()
+            }),
         }
     }
 }
@@ -151,16 +178,18 @@ async fn hello(BackstageUser(claims): BackstageUser) -> Json<Value> {
     }))
 }
 
-/// The whole application: stagepass under `/api/auth`, the integrator's routes beside it.
+/// The whole application: stagepass under `/api/auth`, the integrator's routes beside it,
+/// keys and user info in the SQLite database `database`, CORS for the frontend's origins.
 fn app(
     settings: &Settings,
+    database: &SqliteDatabase,
     catalog: LocalCatalog,
     oidc: Option<Arc<dyn Strategy>>,
 ) -> Result<Router, BoxError> {
     let backend_base_url = settings.backend_base_url.trim_end_matches('/');
-    let user_info = Arc::new(MemoryUserInfoStore::new());
+    let user_info = Arc::new(database.user_info_store());
     let issuer = TokenFactory::builder(format!("{backend_base_url}/api/auth"))
-        .key_store(Arc::new(MemoryKeyStore::new()))
+        .key_store(Arc::new(database.key_store()))
         .user_info_store(user_info.clone())
         .build()?;
     let guest = Arc::new(
@@ -175,6 +204,10 @@ fn app(
         .user_info_store(user_info)
         .user_directory(Arc::new(catalog))
         .proxy_provider("guest", guest.clone(), guest);
+    backend = match &settings.session_secret {
+        Some(secret) => backend.session_secret(secret.clone()),
+        None => backend.dangerously_use_random_session_key(),
+    };
     match oidc {
         Some(strategy) => {
             let visitors = EntityRef::new("group", "default", "visitors")?;
@@ -192,7 +225,20 @@ fn app(
     let own_routes = Router::new()
         .route("/api/hello", get(hello))
         .with_state(verifier);
-    Ok(own_routes.nest("/api/auth", backend.router()))
+
+    // The frontend calls `/api/auth/*/refresh` with the user's cookies from its own origin.
+    let app_origin = url::Url::parse(&settings.app_base_url)?
+        .origin()
+        .ascii_serialization();
+    let origins = settings
+        .cors_origins
+        .clone()
+        .unwrap_or_else(|| vec![app_origin]);
+    let cors = CorsOptions::new()
+        .origins(origins)
+        .credentials(true)
+        .layer()?;
+    Ok(own_routes.nest("/api/auth", backend.router()).layer(cors))
 }
 
 #[tokio::main]
@@ -204,7 +250,14 @@ async fn main() -> Result<(), BoxError> {
         .build()?;
     // Reload the catalog when the file changes; a broken edit keeps the previous catalog.
     let _watcher = catalog.watch(DEFAULT_RELOAD_INTERVAL);
-    let router = app(&settings, catalog, oidc_from_env()?)?;
+    if settings.session_secret.is_none() {
+        eprintln!(
+            "SESSION_SECRET is not set: using a random cookie key, so sessions end when this \
+             process does"
+        );
+    }
+    let database = SqliteDatabase::connect(&settings.database_path).await?;
+    let router = app(&settings, &database, catalog, oidc_from_env()?)?;
     let listen = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:7007".to_owned());
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     axum::serve(listener, router).await?;
@@ -224,12 +277,21 @@ mod tests {
     /// fetch the JWKS over HTTP, and a client driving the same router in process. The `oidc`
     /// provider is the in-process test identity provider.
     async fn start() -> (TestClient, Arc<TestStrategy>) {
+        let database = SqliteDatabase::connect(":memory:").await.unwrap();
+        start_on(&database).await
+    }
+
+    /// [`start`] with keys and user info in `database`.
+    async fn start_on(database: &SqliteDatabase) -> (TestClient, Arc<TestStrategy>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let settings = Settings {
             app_base_url: APP.to_owned(),
             backend_base_url: format!("http://{}", listener.local_addr().unwrap()),
             allowed_email_domain: "example.com".to_owned(),
             catalog_path: default_catalog_path(),
+            database_path: PathBuf::from(":memory:"),
+            session_secret: Some(SessionSecret::new("a test secret")),
+            cors_origins: None,
         };
         let catalog = LocalCatalog::builder()
             .location(settings.catalog_path.clone())
@@ -237,10 +299,65 @@ mod tests {
             .build()
             .unwrap();
         let idp = Arc::new(TestStrategy::new(ScopePolicy::default()));
-        let router = app(&settings, catalog, Some(idp.clone())).unwrap();
+        let router = app(&settings, database, catalog, Some(idp.clone())).unwrap();
         let served = router.clone();
         tokio::spawn(async move { axum::serve(listener, served).await });
         (TestClient::new(router), idp)
+    }
+
+    /// A guest token from `client`.
+    async fn guest_token(client: &TestClient) -> String {
+        let res = client
+            .get("/api/auth/guest/refresh?env=development")
+            .xhr()
+            .send()
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        res.json()["backstageIdentity"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn the_frontends_origin_may_call_with_cookies_and_no_other() {
+        let (client, _) = start().await;
+        let refresh = |origin: &'static str| {
+            client
+                .get("/api/auth/guest/refresh?env=development")
+                .header("origin", origin)
+                .xhr()
+                .send()
+        };
+        let res = refresh(APP).await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert_eq!(res.header("access-control-allow-origin"), Some(APP));
+        assert_eq!(res.header("access-control-allow-credentials"), Some("true"));
+        let res = refresh("https://evil.example").await;
+        assert_eq!(res.header("access-control-allow-origin"), None);
+    }
+
+    #[tokio::test]
+    async fn signing_keys_outlive_the_process_in_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custom-backend.sqlite");
+        let first = SqliteDatabase::connect(&path).await.unwrap();
+        let (client, _) = start_on(&first).await;
+        let token = guest_token(&client).await;
+        let kid = stagepass::identity::token_kid(&token).unwrap();
+        first.close().await;
+
+        // A new process on the same file publishes the key that signed the token.
+        let second = SqliteDatabase::connect(&path).await.unwrap();
+        let (client, _) = start_on(&second).await;
+        let jwks = client.get("/api/auth/.well-known/jwks.json").send().await;
+        let kids: Vec<String> = jwks.json()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|key| key["kid"].as_str().map(str::to_owned))
+            .collect();
+        assert!(kids.contains(&kid), "{kid} not in {kids:?}");
     }
 
     async fn hello(client: &TestClient, token: &str) -> (u16, Value) {

@@ -101,6 +101,7 @@ fn router(
         .backend_base_url(backend_url.parse()?)
         .token_issuer(Arc::new(issuer))
         .user_info_store(user_info)
+        .dangerously_use_random_session_key()
         .proxy_provider(
             "proxy",
             Arc::new(ForwardedEmailProvider { shared_secret }),

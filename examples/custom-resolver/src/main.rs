@@ -234,6 +234,7 @@ fn router(
         .backend_base_url(backend_url.parse()?)
         .token_issuer(Arc::new(issuer))
         .user_info_store(user_info)
+        .dangerously_use_random_session_key()
         .user_directory(Arc::new(catalog))
         .proxy_provider(
             "corp",

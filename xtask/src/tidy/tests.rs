@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::{Result, bail};
 
 use super::{
-    MACHINE_PATHS, check, feature_members, in_feature_table, leftover_macros, machine_path,
+    MACHINE_PATHS, check, feature_members, has_feature_module, in_feature_table, leftover_macros,
+    machine_path,
 };
 use crate::util::{TempDir, Workspace};
 
@@ -261,6 +262,35 @@ fn reads_feature_lists_and_table_rows() {
     assert!(in_feature_table(lib, "okta"));
     assert!(!in_feature_table(lib, "gitlab"));
     assert!(!in_feature_table(lib, "okt"));
+}
+
+#[test]
+fn umbrella_features_that_add_a_crate_have_their_module() -> Result<()> {
+    let dir = TempDir::new("xtask-tidy-umbrella")?;
+    let root = dir.path();
+    write(
+        root,
+        "crates/stagepass/Cargo.toml",
+        &format!(
+            "{GOOD_MANIFEST}\n[features]\ngeneric-oauth = [\"dep:stagepass-generic-oauth\"]\n\
+                 acme = [\"dep:stagepass-acme\", \"generic-oauth\"]\n\
+                 sqlite = [\"stagepass-identity/sqlite\"]\nfull = [\"acme\"]\n"
+        ),
+    )?;
+    write(
+        root,
+        "crates/stagepass/src/lib.rs",
+        "/// Acme.\n#[cfg(feature = \"acme\")]\npub mod acme {}\n\
+         #[cfg(feature = \"generic-oauth\")]\npub mod oauth {}\n",
+    )?;
+    let found = problems(root, "umbrella")?;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("`generic-oauth`") && found[0].contains("`generic_oauth`"));
+    let lib = "#[cfg(feature = \"a-b\")]\n#[doc(hidden)]\npub mod a_b {\n}\npub mod c {}\n";
+    assert!(has_feature_module(lib, "a-b", "a_b"));
+    assert!(!has_feature_module(lib, "c", "c"));
+    assert!(!has_feature_module(lib, "a-b", "a"));
+    Ok(())
 }
 
 #[test]
